@@ -1,0 +1,80 @@
+# libmulticast: build, test, demo, install.
+#
+#   make demo      set up, build, and run two members discovering each other (private netns)
+#   make test      set up, build, and run every test (what .ci/run runs)
+#   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config file
+#   make header    regenerate include/multicast.h after changing the C API
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+CARGO   ?= cargo
+CC      ?= cc
+CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g
+B       := build
+LIB     := $(B)/lib
+
+.PHONY: all setup build lib header c-tests examples test demo install uninstall clean
+
+all: lib c-tests examples
+
+setup:
+	scripts/setup
+
+build:
+	$(CARGO) build --release
+
+# The release libraries staged with the usual SONAME symlinks, for in-tree C programs.
+lib: build
+	mkdir -p $(LIB)
+	cp target/release/libmulticast.so $(LIB)/libmulticast.so.$(VERSION)
+	ln -sf libmulticast.so.$(VERSION) $(LIB)/libmulticast.so.$(MAJOR)
+	ln -sf libmulticast.so.$(MAJOR) $(LIB)/libmulticast.so
+	cp target/release/libmulticast.a $(LIB)/libmulticast.a
+
+header:
+	MC_UPDATE_HEADER=1 $(CARGO) build
+
+LINK_SHARED = -L$(LIB) -lmulticast -Wl,-rpath,$(abspath $(LIB)) -lpthread -lm
+EXAMPLES := basic discovery listener dict_messages error_handling
+
+c-tests: lib
+	$(CC) $(CFLAGS_STRICT) -Iinclude tests/c/test_api.c -o $(B)/test_api $(LINK_SHARED)
+	$(CC) $(CFLAGS_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude \
+		tests/c/test_api.c -o $(B)/test_api_asan $(LINK_SHARED)
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude -x c++ tests/c/cpp_header.cpp -o $(B)/cpp_header $(LINK_SHARED)
+
+examples: lib
+	mkdir -p $(B)/examples
+	for e in $(EXAMPLES); do \
+		$(CC) $(CFLAGS_STRICT) -Iinclude examples-c/$$e.c -o $(B)/examples/$$e $(LINK_SHARED) || exit 1; \
+		$(CC) $(CFLAGS_STRICT) -fsanitize=address,undefined -Iinclude examples-c/$$e.c \
+			-o $(B)/examples/$$e.asan $(LINK_SHARED) || exit 1; \
+	done
+
+test: setup
+	scripts/test-all
+
+demo: setup lib examples
+	scripts/demo
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 target/release/libmulticast.so $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	ln -sf libmulticast.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmulticast.so.$(MAJOR)
+	ln -sf libmulticast.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libmulticast.so
+	install -m 0644 target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
+	install -m 0644 include/multicast.h $(DESTDIR)$(INCDIR)/multicast.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(shell cat scripts/native-static-libs)|' \
+		multicast.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libmulticast.so* $(DESTDIR)$(LIBDIR)/libmulticast.a \
+		$(DESTDIR)$(INCDIR)/multicast.h $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc
+
+clean:
+	rm -rf $(B)
+	$(CARGO) clean

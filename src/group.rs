@@ -1,0 +1,351 @@
+//! A joined multicast group: one UDP socket bound to the group's address and port.
+//!
+//! Concurrency design: the socket lives in an `RwLock<Option<Socket>>`. Sends and
+//! receives hold the read side for their whole call (so the descriptor cannot be closed,
+//! and its number reused, under them). `close` first marks the group closed and shuts the
+//! socket down, which wakes every receiver blocked in `poll` at once; they return
+//! [`ErrorKind::Closed`] and release the read side, and only then does `close` take the
+//! write side and close the descriptor.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+
+use crate::address::{self, Timeout};
+use crate::error::{Error, ErrorKind, Result};
+use crate::interface::{self, Interface};
+use crate::message::{self, Message};
+use crate::sys;
+
+/// The IPv4 TTL of sent datagrams by default: 1 keeps them on the local link, as scriptling does.
+pub const DEFAULT_TTL: u32 = 1;
+
+/// A buffer at least this large can never truncate a datagram, so a receive into it
+/// needs no peek first.
+const NO_TRUNCATION_CAPACITY: usize = 65_535;
+
+/// A received datagram's length and sender; the payload is in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// How many bytes of the buffer hold the datagram.
+    pub len: usize,
+    /// The sender's address and port.
+    pub source: SocketAddr,
+}
+
+/// A joined multicast group. All methods take `&self` and are safe to call from any
+/// number of threads at once; share it with `Arc`.
+#[derive(Debug)]
+pub struct Group {
+    socket: RwLock<Option<Socket>>,
+    closed: AtomicBool,
+    // Held across peek-then-consume so concurrent receivers never split a datagram.
+    receive_lock: Mutex<()>,
+    destination: SockAddr,
+    group_addr: Ipv4Addr,
+    port: u16,
+    local_addr: SocketAddr,
+    interface: Option<Interface>,
+}
+
+impl Group {
+    /// Joins `group_addr` (an IPv4 multicast literal) on `port`, on `interface` (a name
+    /// such as `eth0`, one of this host's IPv4 addresses, or `""` for the kernel's choice).
+    ///
+    /// The socket is bound to the group address with `SO_REUSEADDR`, so several handles
+    /// on one host each receive every datagram, and with `IP_MULTICAST_ALL` off, so no
+    /// other group joined on the same port leaks in. Loopback is on and the TTL is 1.
+    pub fn join(group_addr: &str, port: u16, interface: &str) -> Result<Group> {
+        let group = address::parse_group(group_addr)?;
+        let port = address::parse_port(i64::from(port))?;
+        let interface = match interface.trim() {
+            "" => None,
+            spec => Some(interface::resolve(spec)?),
+        };
+        let socket = open_socket(group, port, interface.as_ref())?;
+        let local_addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or(SocketAddr::V4(SocketAddrV4::new(group, port)));
+        Ok(Group {
+            socket: RwLock::new(Some(socket)),
+            closed: AtomicBool::new(false),
+            receive_lock: Mutex::new(()),
+            destination: SockAddr::from(SocketAddrV4::new(group, port)),
+            group_addr: group,
+            port,
+            local_addr,
+            interface,
+        })
+    }
+
+    /// Sends `data` (0 to [`message::MAX_MESSAGE_SIZE`] bytes) to the group as one datagram.
+    pub fn send(&self, data: &[u8]) -> Result<()> {
+        message::check_size(data.len())?;
+        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let socket = self.open_socket_or(&guard, "send")?;
+        match socket.send_to(data, &self.destination) {
+            Ok(_) => Ok(()),
+            Err(_) if self.is_closed() => Err(Error::closed("send")),
+            Err(e) => Err(self.send_error(&e)),
+        }
+    }
+
+    /// Sends JSON text re-encoded as Go's `encoding/json` writes it (see
+    /// [`message::canonical_json`]): scriptling's dict messages.
+    pub fn send_json(&self, json: &str) -> Result<()> {
+        self.send(&message::canonical_json(json)?)
+    }
+
+    /// Receives one datagram into `buf`. `Ok(None)` means the timeout passed with nothing
+    /// received. A datagram larger than `buf` is not consumed: the error is
+    /// [`ErrorKind::BufferTooSmall`] with [`Error::needed_len`] set.
+    pub fn receive(&self, timeout: Timeout, buf: &mut [u8]) -> Result<Option<Received>> {
+        let deadline = match timeout {
+            Timeout::Never => None,
+            Timeout::After(d) => Some(Instant::now().checked_add(d)),
+        };
+        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let socket = self.open_socket_or(&guard, "receive")?;
+        loop {
+            if let Some(received) = self.try_receive(socket, buf)? {
+                if self.is_closed() {
+                    return Err(Error::closed("receive"));
+                }
+                return Ok(Some(received));
+            }
+            let wait = match deadline {
+                None | Some(None) => None,
+                Some(Some(d)) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+            };
+            sys::wait_readable(socket.as_fd(), wait)
+                .map_err(|e| Error::io("receive failed", &e))?;
+            if self.is_closed() {
+                return Err(Error::closed("receive"));
+            }
+        }
+    }
+
+    /// Receives one datagram as an owned [`Message`]; `Ok(None)` on timeout.
+    pub fn receive_message(&self, timeout: Timeout) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; NO_TRUNCATION_CAPACITY];
+        Ok(self.receive(timeout, &mut buf)?.map(|r| {
+            buf.truncate(r.len);
+            Message {
+                data: buf,
+                source: r.source,
+            }
+        }))
+    }
+
+    /// Leaves the group and closes the socket. Receivers blocked on this group return
+    /// [`ErrorKind::Closed`] at once; later calls do too. Closing again is a no-op.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(socket) = guard.as_ref() {
+                // Leave first so the membership ends now, not when the last in-flight call
+                // lets go. Both calls may fail harmlessly (shutdown of an unconnected UDP
+                // socket reports ENOTCONN yet still wakes its waiters).
+                let _ = self.leave(socket);
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        // Waits for in-flight calls, which the shutdown has woken, then closes the fd.
+        let socket = self
+            .socket
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(socket);
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The group address.
+    pub fn group_addr(&self) -> Ipv4Addr {
+        self.group_addr
+    }
+
+    /// The group port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The socket's bound address (the group address and port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The interface named at join, if one was.
+    pub fn interface(&self) -> Option<&Interface> {
+        self.interface.as_ref()
+    }
+
+    /// The socket's descriptor, or `None` once closed. Valid only until `close`.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    fn open_socket_or<'a>(&self, guard: &'a Option<Socket>, operation: &str) -> Result<&'a Socket> {
+        match guard.as_ref() {
+            Some(socket) if !self.is_closed() => Ok(socket),
+            _ => Err(Error::closed(operation)),
+        }
+    }
+
+    /// One non-blocking attempt; `Ok(None)` when nothing is queued.
+    fn try_receive(&self, socket: &Socket, buf: &mut [u8]) -> Result<Option<Received>> {
+        let _serialised = self
+            .receive_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if buf.len() < NO_TRUNCATION_CAPACITY {
+            let flags = libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_TRUNC;
+            match socket.recv_from_with_flags(sys::as_uninit_mut(buf), flags) {
+                Ok((n, _)) if n > buf.len() => return Err(Error::buffer_too_small(n, buf.len())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(Error::io("receive failed", &e)),
+            }
+        }
+        match socket.recv_from_with_flags(sys::as_uninit_mut(buf), libc::MSG_DONTWAIT) {
+            Ok((len, from)) => match from.as_socket() {
+                Some(source) => Ok(Some(Received { len, source })),
+                // No sender: the socket was shut down by close.
+                None => Err(Error::closed("receive")),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(Error::io("receive failed", &e)),
+        }
+    }
+
+    fn leave(&self, socket: &Socket) -> std::io::Result<()> {
+        let via = membership_interface(self.interface.as_ref());
+        socket.leave_multicast_v4_n(&self.group_addr, &via)
+    }
+
+    fn send_error(&self, err: &std::io::Error) -> Error {
+        let code = err.raw_os_error();
+        let iface = self.interface.as_ref().map(|i| i.name.as_str());
+        match (code, iface) {
+            (Some(libc::ENETDOWN), Some(name)) => Error::io(
+                &format!(
+                    "send failed: interface {name} is down; bring it up or name another interface"
+                ),
+                err,
+            ),
+            (Some(libc::ENETUNREACH) | Some(libc::ENODEV), None) => Error::io(
+                "send failed: no route to the group; name an interface or add a multicast route \
+                 (ip route add 224.0.0.0/4 dev IFACE)",
+                err,
+            ),
+            _ => Error::io("send failed", err),
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn membership_interface(interface: Option<&Interface>) -> InterfaceIndexOrAddress {
+    match interface {
+        Some(i) => InterfaceIndexOrAddress::Index(i.index),
+        None => InterfaceIndexOrAddress::Address(Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+fn open_socket(group: Ipv4Addr, port: u16, interface: Option<&Interface>) -> Result<Socket> {
+    let setup = |what: &'static str| {
+        move |e: std::io::Error| Error::io(&format!("join failed: {what}"), &e)
+    };
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+        .map_err(setup("cannot create a UDP socket"))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(setup("SO_REUSEADDR"))?;
+    socket
+        .set_multicast_all_v4(false)
+        .map_err(setup("IP_MULTICAST_ALL"))?;
+    socket
+        .bind(&SockAddr::from(SocketAddrV4::new(group, port)))
+        .map_err(|e| Error::io(&format!("join failed: cannot bind {group}:{port}"), &e))?;
+    socket
+        .join_multicast_v4_n(&group, &membership_interface(interface))
+        .map_err(|e| join_error(group, interface, &e))?;
+    if let Some(i) = interface {
+        socket
+            .set_multicast_if_v4(&i.ipv4)
+            .map_err(setup("IP_MULTICAST_IF"))?;
+    }
+    socket
+        .set_multicast_loop_v4(true)
+        .map_err(setup("IP_MULTICAST_LOOP"))?;
+    socket
+        .set_multicast_ttl_v4(DEFAULT_TTL)
+        .map_err(setup("IP_MULTICAST_TTL"))?;
+    Ok(socket)
+}
+
+fn join_error(group: Ipv4Addr, interface: Option<&Interface>, err: &std::io::Error) -> Error {
+    let no_device = err.raw_os_error() == Some(libc::ENODEV);
+    match interface {
+        None if no_device => Error::new(
+            ErrorKind::Interface,
+            format!(
+                "cannot join {group}: no interface has a route to multicast groups; name an interface \
+                 or add a multicast route (ip route add 224.0.0.0/4 dev IFACE) ({err})"
+            ),
+        ),
+        Some(i) if no_device => Error::new(
+            ErrorKind::Interface,
+            format!("cannot join {group} on interface {}: {err}", i.name),
+        ),
+        _ => Error::io(&format!("join failed: cannot join {group}"), err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_arguments_fail_before_any_socket() {
+        assert_eq!(
+            Group::join("10.0.0.1", 9999, "").unwrap_err().kind(),
+            ErrorKind::NotMulticast
+        );
+        assert_eq!(
+            Group::join("nope", 9999, "").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            Group::join("239.1.1.1", 0, "").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        let e = Group::join("239.1.1.1", 9999, "no-such-if0").unwrap_err();
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Interface, "interface not found: no-such-if0")
+        );
+    }
+}

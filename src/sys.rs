@@ -1,0 +1,145 @@
+//! The operating-system calls socket2 does not offer, each wrapped in a safe function.
+//!
+//! This is the only module of the core with `unsafe`; every block says why it is sound.
+//! The concept modules (`address`, `interface`, `message`, `group`) call only these safe
+//! wrappers and socket2.
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// Views an initialised byte buffer as the `MaybeUninit` buffer socket2's receive calls take.
+pub(crate) fn as_uninit_mut(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and socket2 only ever writes
+    // initialised bytes through the slice, so `buf` stays fully initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// Waits until `fd` is readable (or hung up), or `timeout` passes. `None` waits forever.
+/// Returns whether it became readable. Retries on EINTR with the time that is left.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now().checked_add(t));
+    loop {
+        let millis: libc::c_int = match deadline {
+            None | Some(None) => -1,
+            Some(Some(d)) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so a 0.5 ms wait does not become a busy loop of 0 ms polls.
+                let ms = left.as_micros().div_ceil(1000);
+                ms.min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid, exclusively borrowed pollfd for the whole call.
+        let n = unsafe { libc::poll(&mut pfd, 1, millis) };
+        match n {
+            n if n > 0 => return Ok(true),
+            0 => return Ok(false),
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// One address of one network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InterfaceAddr {
+    pub name: String,
+    pub index: u32,
+    pub addr: Option<IpAddr>,
+    pub up: bool,
+    pub multicast: bool,
+}
+
+/// Lists every interface address of this network namespace (one entry per address, and
+/// one with `addr: None` for the link itself).
+pub(crate) fn interface_addrs() -> io::Result<Vec<InterfaceAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `head`, which we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let cname = unsafe { CStr::from_ptr(ifa.ifa_name) };
+        // SAFETY: if_nametoindex reads the NUL-terminated name only.
+        let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        let flags = ifa.ifa_flags;
+        out.push(InterfaceAddr {
+            name: cname.to_string_lossy().into_owned(),
+            index,
+            // SAFETY: ifa_addr is NULL or points to a sockaddr of the family it names.
+            addr: unsafe { sockaddr_ip(ifa.ifa_addr) },
+            up: flags & libc::IFF_UP as libc::c_uint != 0,
+            multicast: flags & libc::IFF_MULTICAST as libc::c_uint != 0,
+        });
+    }
+    // SAFETY: `head` came from getifaddrs and is freed exactly once, after the last use.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// # Safety
+/// `sa` must be NULL or point to a valid sockaddr whose size matches its family.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match i32::from((*sa).sa_family) {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn wait_readable_times_out_and_sees_data() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let start = Instant::now();
+        assert!(!wait_readable(a.as_fd(), Some(Duration::from_millis(20))).unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        a.send_to(b"x", a.local_addr().unwrap()).unwrap();
+        assert!(wait_readable(a.as_fd(), Some(Duration::from_secs(5))).unwrap());
+    }
+
+    #[test]
+    fn uninit_view_keeps_contents() {
+        let mut buf = [7u8; 4];
+        let view = as_uninit_mut(&mut buf);
+        view[0] = MaybeUninit::new(1);
+        assert_eq!(buf, [1, 7, 7, 7]);
+    }
+}

@@ -1,0 +1,354 @@
+/*
+ * test_api.c: the C API contract of libmulticast, over real sockets.
+ * Run inside scripts/netns (it refuses otherwise). `test_api --no-route` runs only the
+ * check that a namespace without a multicast route gives an actionable MC_ERR_INTERFACE.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "multicast.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (cond) {                                                                     \
+            passed++;                                                                   \
+        } else {                                                                        \
+            failed++;                                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__,  \
+                    #cond, mc_last_error());                                            \
+        }                                                                               \
+    } while (0)
+
+#define CHECK_STATUS(expr, want)                                                        \
+    do {                                                                                \
+        mc_status got_ = (expr);                                                        \
+        if (got_ == (want)) {                                                           \
+            passed++;                                                                   \
+        } else {                                                                        \
+            failed++;                                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s gave %s, want %s (last error: %s)\n",       \
+                    __FILE__, __LINE__, #expr, mc_status_str(got_), mc_status_str(want), \
+                    mc_last_error());                                                   \
+        }                                                                               \
+    } while (0)
+
+#define LAST_ERROR_HAS(text) CHECK(strstr(mc_last_error(), (text)) != NULL)
+
+static const char *test_addr(void) {
+    const char *a = getenv("MC_TEST_ADDR");
+    return a ? a : "";
+}
+
+static int next_port = 30000;
+
+static mc_group *join_or_die(const char *group, int port) {
+    mc_group *g = NULL;
+    mc_status s = mc_join(group, port, NULL, &g);
+    if (s != MC_OK) {
+        fprintf(stderr, "cannot join %s:%d: %s %s\n", group, port, mc_status_str(s), mc_last_error());
+        exit(1);
+    }
+    return g;
+}
+
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+static void test_version(void) {
+    CHECK(strcmp(mc_version(), MC_VERSION) == 0);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", MC_VERSION_MAJOR, MC_VERSION_MINOR, MC_VERSION_PATCH);
+    CHECK(strcmp(mc_version(), want) == 0);
+}
+
+static void test_status_names(void) {
+    CHECK(strcmp(mc_status_str(MC_OK), "MC_OK") == 0);
+    CHECK(strcmp(mc_status_str(MC_TIMEOUT), "MC_TIMEOUT") == 0);
+    CHECK(strcmp(mc_status_str(MC_ERR_CLOSED), "MC_ERR_CLOSED") == 0);
+    CHECK(strcmp(mc_status_str(MC_ERR_INTERNAL), "MC_ERR_INTERNAL") == 0);
+    CHECK(strcmp(mc_status_str((mc_status)42), "MC_UNKNOWN_STATUS") == 0);
+    CHECK(sizeof(mc_status) == sizeof(int));
+}
+
+static void test_join_errors(void) {
+    mc_group *sentinel = (mc_group *)&passed; /* any non-NULL value: must stay untouched */
+    mc_group *g = sentinel;
+    CHECK_STATUS(mc_join(NULL, 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("group_addr is NULL");
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, NULL, NULL), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("out is NULL");
+    CHECK_STATUS(mc_join("\xff\xfe", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("not valid UTF-8");
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, "\xc3\x28", &g), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("interface_name is not valid UTF-8");
+    CHECK_STATUS(mc_join("", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(mc_join("not-an-ip", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("invalid multicast address");
+    char *long_text = malloc(100001);
+    memset(long_text, '9', 100000);
+    long_text[100000] = '\0';
+    CHECK_STATUS(mc_join(long_text, 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CHECK(strlen(mc_last_error()) < 200);
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, long_text, &g), MC_ERR_INTERFACE);
+    CHECK(strlen(mc_last_error()) < 200);
+    free(long_text);
+    CHECK_STATUS(mc_join("192.168.1.1", 9999, NULL, &g), MC_ERR_NOT_MULTICAST);
+    CHECK(strcmp(mc_last_error(), "address 192.168.1.1 is not a multicast address") == 0);
+    int bad_ports[] = {0, -1, 65536, INT32_MIN};
+    for (size_t i = 0; i < sizeof bad_ports / sizeof bad_ports[0]; i++) {
+        CHECK_STATUS(mc_join("239.1.1.1", bad_ports[i], NULL, &g), MC_ERR_INVALID_ARGUMENT);
+        CHECK(strcmp(mc_last_error(), "port must be between 1 and 65535") == 0);
+    }
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, "eth-nope", &g), MC_ERR_INTERFACE);
+    CHECK(strcmp(mc_last_error(), "interface not found: eth-nope") == 0);
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, "mc1", &g), MC_ERR_INTERFACE);
+    LAST_ERROR_HAS("has no IPv4 address");
+    CHECK(g == sentinel);
+}
+
+static void test_null_arguments(void) {
+    char buf[16], src[MC_SOURCE_MAX];
+    size_t len = 99;
+    CHECK_STATUS(mc_send(NULL, "x", 1), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("group is NULL");
+    CHECK_STATUS(mc_send_json(NULL, "{}"), MC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(mc_receive(NULL, 0, buf, sizeof buf, &len, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(mc_close(NULL), MC_ERR_INVALID_ARGUMENT);
+    mc_free(NULL);
+    CHECK(mc_group_addr(NULL) == NULL);
+    LAST_ERROR_HAS("group is NULL");
+    CHECK(mc_port(NULL) == -1);
+    CHECK(mc_local_addr(NULL) == NULL);
+
+    mc_group *g = join_or_die("239.1.2.1", next_port++);
+    CHECK_STATUS(mc_send(g, NULL, 5), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("data is NULL");
+    CHECK_STATUS(mc_send_json(g, NULL), MC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(mc_send_json(g, "\"\xff\""), MC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(mc_receive(g, 0, buf, sizeof buf, NULL, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("out_len is NULL");
+    CHECK_STATUS(mc_receive(g, 0, NULL, 10, &len, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("buf is NULL");
+    CHECK_STATUS(mc_receive(g, NAN, buf, sizeof buf, &len, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("NaN");
+    mc_free(g);
+}
+
+static void test_round_trip_and_properties(void) {
+    int port = next_port++;
+    mc_group *g = join_or_die("239.1.2.2", port);
+    char want[64];
+    snprintf(want, sizeof want, "239.1.2.2:%d", port);
+    CHECK(strcmp(mc_group_addr(g), "239.1.2.2") == 0);
+    CHECK(mc_port(g) == port);
+    CHECK(strcmp(mc_local_addr(g), want) == 0);
+
+    CHECK_STATUS(mc_send(g, "Hello group!", 12), MC_OK);
+    char buf[MC_MAX_MESSAGE_SIZE], src[MC_SOURCE_MAX];
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, src, sizeof src), MC_OK);
+    CHECK(len == 12 && memcmp(buf, "Hello group!", 12) == 0);
+    snprintf(want, sizeof want, "%s:%d", test_addr(), port);
+    CHECK(strcmp(src, want) == 0);
+
+    /* Binary-safe, and source may be NULL. */
+    const unsigned char bin[] = {0, 1, 0, 255};
+    CHECK_STATUS(mc_send(g, bin, sizeof bin), MC_OK);
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK(len == 4 && memcmp(buf, bin, 4) == 0);
+    mc_free(g);
+}
+
+static void test_interface_choice(void) {
+    int port = next_port++;
+    mc_group *by_name = NULL, *by_addr = NULL;
+    CHECK_STATUS(mc_join("239.1.2.3", port, getenv("MC_TEST_IFACE"), &by_name), MC_OK);
+    CHECK_STATUS(mc_join("239.1.2.3", port, test_addr(), &by_addr), MC_OK);
+    CHECK_STATUS(mc_send(by_name, "x", 1), MC_OK);
+    char buf[8];
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(by_addr, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK_STATUS(mc_receive(by_name, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    mc_free(by_name);
+    mc_free(by_addr);
+}
+
+static void test_sizes(void) {
+    mc_group *g = join_or_die("239.1.2.4", next_port++);
+    static unsigned char big[MC_MAX_MESSAGE_SIZE + 1], got[MC_MAX_MESSAGE_SIZE];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 7);
+    size_t len = 1;
+    CHECK_STATUS(mc_send(g, big, MC_MAX_MESSAGE_SIZE + 1), MC_ERR_MESSAGE_TOO_LARGE);
+    LAST_ERROR_HAS("65508 bytes");
+    CHECK_STATUS(mc_send(g, big, MC_MAX_MESSAGE_SIZE), MC_OK);
+    CHECK_STATUS(mc_send(g, NULL, 0), MC_OK);
+    CHECK_STATUS(mc_receive(g, 5.0, got, sizeof got, &len, NULL, 0), MC_OK);
+    CHECK(len == MC_MAX_MESSAGE_SIZE && memcmp(got, big, len) == 0);
+    CHECK_STATUS(mc_receive(g, 5.0, got, sizeof got, &len, NULL, 0), MC_OK);
+    CHECK(len == 0);
+    /* The too-large message was never sent. */
+    CHECK_STATUS(mc_receive(g, 0.1, got, sizeof got, &len, NULL, 0), MC_TIMEOUT);
+    mc_free(g);
+}
+
+static void test_small_buffers_lose_nothing(void) {
+    mc_group *g = join_or_die("239.1.2.5", next_port++);
+    CHECK_STATUS(mc_send(g, "0123456789", 10), MC_OK);
+    char small[4], src_small[8], src[MC_SOURCE_MAX], buf[16];
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(g, 5.0, small, sizeof small, &len, NULL, 0), MC_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == 10);
+    LAST_ERROR_HAS("too small");
+    CHECK_STATUS(mc_receive(g, 5.0, NULL, 0, &len, NULL, 0), MC_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == 10);
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, src_small, sizeof src_small),
+                 MC_ERR_INVALID_ARGUMENT);
+    LAST_ERROR_HAS("source_capacity");
+    CHECK_STATUS(mc_receive(g, 5.0, buf, 10, &len, src, 22), MC_OK);
+    CHECK(len == 10 && memcmp(buf, "0123456789", 10) == 0);
+    mc_free(g);
+}
+
+static void test_timeouts(void) {
+    mc_group *g = join_or_die("239.1.2.6", next_port++);
+    char buf[16], src[MC_SOURCE_MAX] = "junk";
+    size_t len = 7;
+    CHECK_STATUS(mc_receive(g, 0, buf, sizeof buf, &len, src, sizeof src), MC_TIMEOUT);
+    CHECK(len == 0 && src[0] == '\0');
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    CHECK_STATUS(mc_receive(g, 0.1, buf, sizeof buf, &len, NULL, 0), MC_TIMEOUT);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double waited = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    CHECK(waited >= 0.1);
+    mc_free(g);
+}
+
+static void test_json(void) {
+    mc_group *g = join_or_die("239.1.2.7", next_port++);
+    CHECK_STATUS(mc_send_json(g, "{\"node\": \"worker-1\", \"action\": \"heartbeat\", \"ts\": 1.0}"), MC_OK);
+    char buf[256];
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf - 1, &len, NULL, 0), MC_OK);
+    buf[len] = '\0';
+    CHECK(strcmp(buf, "{\"action\":\"heartbeat\",\"node\":\"worker-1\",\"ts\":1}") == 0);
+    CHECK_STATUS(mc_send_json(g, "{\"a\": }"), MC_ERR_INVALID_JSON);
+    LAST_ERROR_HAS("line 1 column 7");
+    CHECK_STATUS(mc_send_json(g, ""), MC_ERR_INVALID_JSON);
+    CHECK_STATUS(mc_receive(g, 0.1, buf, sizeof buf, &len, NULL, 0), MC_TIMEOUT);
+    mc_free(g);
+}
+
+static void test_groups_do_not_leak(void) {
+    int port = next_port++;
+    mc_group *a = join_or_die("239.1.2.8", port);
+    mc_group *b = join_or_die("239.1.2.9", port);
+    CHECK_STATUS(mc_send(b, "for b", 5), MC_OK);
+    char buf[16];
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(b, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK_STATUS(mc_receive(a, 0.2, buf, sizeof buf, &len, NULL, 0), MC_TIMEOUT);
+    mc_free(a);
+    mc_free(b);
+}
+
+struct blocked {
+    mc_group *g;
+    mc_status status;
+};
+
+static void *receive_forever(void *arg) {
+    struct blocked *b = arg;
+    char buf[16];
+    size_t len = 0;
+    b->status = mc_receive(b->g, -1.0, buf, sizeof buf, &len, NULL, 0);
+    return NULL;
+}
+
+static void test_close_wakes_receivers(void) {
+    mc_group *g = join_or_die("239.1.2.10", next_port++);
+    pthread_t threads[3];
+    struct blocked b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i].g = g;
+        b[i].status = MC_OK;
+        pthread_create(&threads[i], NULL, receive_forever, &b[i]);
+    }
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    CHECK_STATUS(mc_close(g), MC_OK);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK_STATUS(b[i].status, MC_ERR_CLOSED);
+    }
+    CHECK_STATUS(mc_close(g), MC_OK);
+    CHECK_STATUS(mc_send(g, "x", 1), MC_ERR_CLOSED);
+    CHECK(strcmp(mc_last_error(), "send failed: group is closed") == 0);
+    CHECK_STATUS(mc_send_json(g, "{}"), MC_ERR_CLOSED);
+    char buf[4];
+    size_t len;
+    CHECK_STATUS(mc_receive(g, 1.0, buf, sizeof buf, &len, NULL, 0), MC_ERR_CLOSED);
+    CHECK(strcmp(mc_last_error(), "receive failed: group is closed") == 0);
+    /* Properties stay valid after close, until mc_free. */
+    CHECK(strcmp(mc_group_addr(g), "239.1.2.10") == 0);
+    mc_free(g);
+}
+
+static void test_no_descriptor_leak(void) {
+    int port = next_port++;
+    int before = count_fds();
+    for (int i = 0; i < 300; i++) {
+        mc_group *g = join_or_die("239.1.2.11", port);
+        if (i % 2) CHECK_STATUS(mc_close(g), MC_OK);
+        mc_free(g);
+    }
+    CHECK(count_fds() == before);
+}
+
+static void test_no_route(void) {
+    mc_group *g = NULL;
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, NULL, &g), MC_ERR_INTERFACE);
+    LAST_ERROR_HAS("name an interface or add a multicast route");
+    CHECK(g == NULL);
+}
+
+int main(int argc, char **argv) {
+    if (!getenv("MC_NETNS") && !(argc > 1 && strcmp(argv[1], "--no-route") == 0)) {
+        fprintf(stderr, "refusing to run outside scripts/netns (no MC_NETNS)\n");
+        return 2;
+    }
+    if (argc > 1 && strcmp(argv[1], "--no-route") == 0) {
+        test_no_route();
+    } else {
+        test_version();
+        test_status_names();
+        test_join_errors();
+        test_null_arguments();
+        test_round_trip_and_properties();
+        test_interface_choice();
+        test_sizes();
+        test_small_buffers_lose_nothing();
+        test_timeouts();
+        test_json();
+        test_groups_do_not_leak();
+        test_close_wakes_receivers();
+        test_no_descriptor_leak();
+    }
+    printf("c-api: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

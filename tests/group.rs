@@ -1,0 +1,238 @@
+//! The core's Rust API over real sockets, inside the private network namespace.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{require_private_netns, test_addr, test_iface, unique_port};
+use multicast::{ErrorKind, Group, Timeout, MAX_MESSAGE_SIZE};
+
+const WAIT: Timeout = Timeout::After(Duration::from_secs(5));
+
+fn join(group: &str, port: u16) -> Group {
+    require_private_netns();
+    Group::join(group, port, "").unwrap()
+}
+
+#[test]
+fn hears_its_own_send_with_source() {
+    let port = unique_port();
+    let g = join("239.1.1.1", port);
+    g.send(b"Hello group!").unwrap();
+    let msg = g.receive_message(WAIT).unwrap().expect("a message");
+    assert_eq!(msg.data, b"Hello group!");
+    assert_eq!(msg.source.to_string(), format!("{}:{port}", test_addr()));
+}
+
+#[test]
+fn properties() {
+    let port = unique_port();
+    let g = join(" 239.1.2.3 ", port);
+    assert_eq!(g.group_addr().to_string(), "239.1.2.3");
+    assert_eq!(g.port(), port);
+    assert_eq!(g.local_addr().to_string(), format!("239.1.2.3:{port}"));
+}
+
+#[test]
+fn two_members_each_receive_every_datagram() {
+    let port = unique_port();
+    let a = join("239.1.1.2", port);
+    let b = join("239.1.1.2", port);
+    for i in 0..10u8 {
+        a.send(&[i]).unwrap();
+    }
+    for member in [&a, &b] {
+        for i in 0..10u8 {
+            assert_eq!(member.receive_message(WAIT).unwrap().unwrap().data, [i]);
+        }
+    }
+}
+
+#[test]
+fn other_group_on_same_port_does_not_leak_in() {
+    let port = unique_port();
+    let a = join("239.1.1.3", port);
+    let b = join("239.1.1.4", port);
+    b.send(b"for b").unwrap();
+    assert_eq!(b.receive_message(WAIT).unwrap().unwrap().data, b"for b");
+    assert_eq!(
+        a.receive_message(Timeout::After(Duration::from_millis(200)))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn timeout_zero_and_positive() {
+    let g = join("239.1.1.5", unique_port());
+    assert_eq!(
+        g.receive_message(Timeout::After(Duration::ZERO)).unwrap(),
+        None
+    );
+    let start = Instant::now();
+    assert_eq!(
+        g.receive_message(Timeout::After(Duration::from_millis(100)))
+            .unwrap(),
+        None
+    );
+    assert!(start.elapsed() >= Duration::from_millis(100));
+}
+
+#[test]
+fn largest_and_empty_messages() {
+    let g = join("239.1.1.6", unique_port());
+    let big: Vec<u8> = (0..MAX_MESSAGE_SIZE).map(|i| (i % 251) as u8).collect();
+    g.send(&big).unwrap();
+    g.send(b"").unwrap();
+    assert_eq!(g.receive_message(WAIT).unwrap().unwrap().data, big);
+    assert_eq!(g.receive_message(WAIT).unwrap().unwrap().data, b"");
+    let e = g.send(&vec![0; MAX_MESSAGE_SIZE + 1]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
+    // Nothing was sent for the refused message.
+    assert_eq!(
+        g.receive_message(Timeout::After(Duration::from_millis(100)))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn small_buffer_keeps_datagram_queued() {
+    let g = join("239.1.1.7", unique_port());
+    g.send(b"0123456789").unwrap();
+    let mut small = [0u8; 4];
+    let e = g.receive(WAIT, &mut small).unwrap_err();
+    assert_eq!(
+        (e.kind(), e.needed_len()),
+        (ErrorKind::BufferTooSmall, Some(10))
+    );
+    let mut exact = [0u8; 10];
+    let r = g.receive(WAIT, &mut exact).unwrap().unwrap();
+    assert_eq!((r.len, &exact), (10, b"0123456789"));
+}
+
+#[test]
+fn send_json_is_go_shaped() {
+    let g = join("239.1.1.8", unique_port());
+    g.send_json(r#"{"node": "worker-1", "action": "heartbeat"}"#)
+        .unwrap();
+    let msg = g.receive_message(WAIT).unwrap().unwrap();
+    assert_eq!(msg.data, br#"{"action":"heartbeat","node":"worker-1"}"#);
+    assert_eq!(g.send_json("{").unwrap_err().kind(), ErrorKind::InvalidJson);
+    assert_eq!(
+        g.receive_message(Timeout::After(Duration::from_millis(100)))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn interface_by_name_and_address() {
+    require_private_netns();
+    let port = unique_port();
+    let by_name = Group::join("239.1.1.9", port, &test_iface()).unwrap();
+    let by_addr = Group::join("239.1.1.9", port, &test_addr()).unwrap();
+    assert_eq!(by_name.interface().unwrap().name, test_iface());
+    assert_eq!(by_addr.interface().unwrap().name, test_iface());
+    by_name.send(b"x").unwrap();
+    assert_eq!(by_addr.receive_message(WAIT).unwrap().unwrap().data, b"x");
+    // mc1, the veth peer, has no IPv4 address.
+    let e = Group::join("239.1.1.9", port, "mc1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Interface);
+    assert_eq!(
+        e.message(),
+        "interface mc1 has no IPv4 address; add one or name another interface"
+    );
+    let e = Group::join("239.1.1.9", port, "10.99.99.99").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Interface);
+}
+
+#[test]
+fn close_wakes_blocked_receivers_and_is_idempotent() {
+    let g = Arc::new(join("239.1.1.10", unique_port()));
+    let ready = Arc::new(Barrier::new(4));
+    let receivers: Vec<_> = (0..3)
+        .map(|_| {
+            let (g, ready) = (g.clone(), ready.clone());
+            thread::spawn(move || {
+                ready.wait();
+                g.receive_message(Timeout::Never)
+            })
+        })
+        .collect();
+    ready.wait();
+    thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    g.close().unwrap();
+    for r in receivers {
+        assert_eq!(r.join().unwrap().unwrap_err().kind(), ErrorKind::Closed);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "receivers were not woken promptly"
+    );
+    g.close().unwrap();
+    assert_eq!(
+        g.send(b"x").unwrap_err().message(),
+        "send failed: group is closed"
+    );
+    assert_eq!(
+        g.receive_message(WAIT).unwrap_err().message(),
+        "receive failed: group is closed"
+    );
+    assert!(g.is_closed() && g.raw_fd().is_none());
+}
+
+#[test]
+fn concurrent_receivers_get_distinct_datagrams() {
+    let g = Arc::new(join("239.1.1.11", unique_port()));
+    const N: u32 = 400;
+    let receivers: Vec<_> = (0..4)
+        .map(|_| {
+            let g = g.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Some(m) = g
+                    .receive_message(Timeout::After(Duration::from_millis(500)))
+                    .unwrap()
+                {
+                    got.push(u32::from_le_bytes(m.data.try_into().unwrap()));
+                }
+                got
+            })
+        })
+        .collect();
+    for i in 0..N {
+        g.send(&i.to_le_bytes()).unwrap();
+        if i % 50 == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let mut all: Vec<u32> = receivers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..N).collect::<Vec<_>>(),
+        "each datagram exactly once"
+    );
+}
+
+#[test]
+fn no_descriptor_leak_over_join_close_cycles() {
+    require_private_netns();
+    let port = unique_port();
+    let before = common::open_fds();
+    for _ in 0..300 {
+        let g = Group::join("239.1.1.12", port, "").unwrap();
+        g.close().unwrap();
+    }
+    for _ in 0..100 {
+        drop(Group::join("239.1.1.12", port, "").unwrap());
+    }
+    assert_eq!(common::open_fds(), before);
+}
