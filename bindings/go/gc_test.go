@@ -1,0 +1,5 @@
+package multicast_test
+
+import "runtime"
+
+func runtime_GC() { runtime.GC() }

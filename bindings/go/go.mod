@@ -1,0 +1,3 @@
+module github.com/libmulticast/libmulticast/bindings/go
+
+go 1.24

@@ -1,0 +1,207 @@
+// Package multicast is the Go binding of libmulticast: UDP multicast group messaging
+// with the shape of scriptling's scriptling.net.multicast module.
+//
+//	g, err := multicast.Join("239.1.1.1", 9999, "")
+//	if err != nil { ... }
+//	defer g.Close()
+//	g.Send("Hello group!")
+//	msg, err := g.Receive(5 * time.Second) // nil, nil on timeout
+//
+// Every method is safe for concurrent use. Close wakes a goroutine blocked in Receive,
+// which then returns an error matching ErrClosed.
+package multicast
+
+/*
+#include <stdio.h>
+#include <stdlib.h>
+#include "multicast.h"
+
+// Each wrapper copies mc_last_error() within the same C call that failed: a goroutine
+// may move to another OS thread between two cgo calls, and the message is per thread.
+#define GOMC_ERR_CAP 512
+
+static void gomc_copy_error(mc_status s, char *err) {
+	if (s < 0) snprintf(err, GOMC_ERR_CAP, "%s", mc_last_error());
+}
+
+static mc_status gomc_join(const char *group, int32_t port, const char *iface, mc_group **out, char *err) {
+	mc_status s = mc_join(group, port, iface, out);
+	gomc_copy_error(s, err);
+	return s;
+}
+
+static mc_status gomc_send(mc_group *g, const void *data, size_t len, char *err) {
+	mc_status s = mc_send(g, data, len);
+	gomc_copy_error(s, err);
+	return s;
+}
+
+static mc_status gomc_receive(mc_group *g, double timeout, void *buf, size_t cap, size_t *len,
+                              char *source, char *err) {
+	mc_status s = mc_receive(g, timeout, buf, cap, len, source, MC_SOURCE_MAX);
+	gomc_copy_error(s, err);
+	return s;
+}
+
+static mc_status gomc_close(mc_group *g, char *err) {
+	mc_status s = mc_close(g);
+	gomc_copy_error(s, err);
+	return s;
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// errCap is GOMC_ERR_CAP of the preamble: the bytes kept of an error message.
+const errCap = C.GOMC_ERR_CAP
+
+// MaxMessageSize is the largest message Send accepts (the largest IPv4 UDP payload).
+const MaxMessageSize = C.MC_MAX_MESSAGE_SIZE
+
+// Message is one received datagram.
+type Message struct {
+	Data   []byte // the payload, byte for byte
+	Source string // the sender as "ip:port"
+}
+
+// Group is a joined multicast group. Close it when done; a Group that becomes
+// unreachable without Close is closed and freed by the garbage collector.
+type Group struct {
+	handle    *C.mc_group
+	groupAddr string
+	port      int
+	localAddr string
+}
+
+// Join joins groupAddr (an IPv4 multicast literal such as "239.1.1.1") on port, on
+// iface: an interface name ("eth0"), one of this host's IPv4 addresses, or "" for the
+// kernel's choice.
+func Join(groupAddr string, port int, iface string) (*Group, error) {
+	if port < 1 || port > 65535 {
+		// Checked here too: an int wider than int32 must not wrap into a valid port.
+		return nil, &Error{Status: StatusInvalidArgument, Message: "port must be between 1 and 65535"}
+	}
+	// C strings end at a NUL: refuse one inside rather than join a truncated name.
+	if strings.IndexByte(groupAddr, 0) >= 0 || strings.IndexByte(iface, 0) >= 0 {
+		return nil, &Error{Status: StatusInvalidArgument, Message: "group address or interface contains a NUL byte"}
+	}
+	cGroup := C.CString(groupAddr)
+	defer C.free(unsafe.Pointer(cGroup))
+	cIface := C.CString(iface)
+	defer C.free(unsafe.Pointer(cIface))
+	var errBuf [errCap]C.char
+	var handle *C.mc_group
+	if s := C.gomc_join(cGroup, C.int32_t(port), cIface, &handle, &errBuf[0]); s != C.MC_OK {
+		return nil, newError(s, &errBuf)
+	}
+	g := &Group{
+		handle:    handle,
+		groupAddr: C.GoString(C.mc_group_addr(handle)),
+		port:      int(C.mc_port(handle)),
+		localAddr: C.GoString(C.mc_local_addr(handle)),
+	}
+	// The cleanup runs only once g is unreachable, so never during a method call (each
+	// keeps g alive until its C call returns) and only once. mc_free closes first.
+	runtime.AddCleanup(g, func(h *C.mc_group) { C.mc_free(h) }, handle)
+	return g, nil
+}
+
+// Send sends msg as one datagram: a string or []byte as it is, any other value encoded
+// with encoding/json (so a map goes out as scriptling sends a dict).
+func (g *Group) Send(msg any) error {
+	var data []byte
+	switch m := msg.(type) {
+	case []byte:
+		data = m
+	case string:
+		data = unsafe.Slice(unsafe.StringData(m), len(m))
+	default:
+		encoded, err := json.Marshal(m)
+		if err != nil {
+			return &Error{Status: StatusInvalidJSON, Message: "cannot encode message as JSON: " + err.Error()}
+		}
+		data = encoded
+	}
+	var ptr unsafe.Pointer
+	if len(data) > 0 {
+		ptr = unsafe.Pointer(&data[0])
+	}
+	var errBuf [errCap]C.char
+	s := C.gomc_send(g.handle, ptr, C.size_t(len(data)), &errBuf[0])
+	runtime.KeepAlive(g)
+	runtime.KeepAlive(data)
+	if s != C.MC_OK {
+		return newError(s, &errBuf)
+	}
+	return nil
+}
+
+var receiveBuffers = sync.Pool{New: func() any { b := make([]byte, 65535); return &b }}
+
+// Receive waits up to timeout for one datagram. It returns nil, nil when the timeout
+// passes with nothing received; timeout <= 0 waits without limit, as in scriptling.
+func (g *Group) Receive(timeout time.Duration) (*Message, error) {
+	seconds := -1.0
+	if timeout > 0 {
+		seconds = timeout.Seconds()
+	}
+	bufp := receiveBuffers.Get().(*[]byte)
+	defer receiveBuffers.Put(bufp)
+	buf := *bufp
+	var n C.size_t
+	var source [C.MC_SOURCE_MAX]C.char
+	var errBuf [errCap]C.char
+	s := C.gomc_receive(g.handle, C.double(seconds), unsafe.Pointer(&buf[0]), C.size_t(len(buf)),
+		&n, &source[0], &errBuf[0])
+	runtime.KeepAlive(g)
+	switch s {
+	case C.MC_OK:
+		data := make([]byte, int(n))
+		copy(data, buf[:n])
+		return &Message{Data: data, Source: C.GoString(&source[0])}, nil
+	case C.MC_TIMEOUT:
+		return nil, nil
+	default:
+		return nil, newError(s, &errBuf)
+	}
+}
+
+// Close leaves the group and closes its socket. A goroutine blocked in Receive returns
+// an error matching ErrClosed at once. Closing again does nothing.
+func (g *Group) Close() error {
+	var errBuf [errCap]C.char
+	s := C.gomc_close(g.handle, &errBuf[0])
+	runtime.KeepAlive(g)
+	if s != C.MC_OK {
+		return newError(s, &errBuf)
+	}
+	return nil
+}
+
+// GroupAddr is the group address, e.g. "239.1.1.1".
+func (g *Group) GroupAddr() string { return g.groupAddr }
+
+// Port is the group's port.
+func (g *Group) Port() int { return g.port }
+
+// LocalAddr is the socket's bound address as "ip:port" (the group address and port).
+func (g *Group) LocalAddr() string { return g.localAddr }
+
+// String describes the group for logs.
+func (g *Group) String() string { return fmt.Sprintf("multicast.Group(%s)", g.localAddr) }
+
+// Version is the version of the linked libmulticast.
+func Version() string { return C.GoString(C.mc_version()) }
+
+func newError(s C.mc_status, errBuf *[errCap]C.char) error {
+	return &Error{Status: Status(s), Message: C.GoString(&errBuf[0])}
+}

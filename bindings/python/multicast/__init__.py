@@ -1,0 +1,207 @@
+"""libmulticast for Python: UDP multicast group messaging with the shape of
+scriptling's ``scriptling.net.multicast`` module, over the C library through ctypes.
+
+    import multicast
+    with multicast.join("239.1.1.1", 9999) as group:
+        group.send("Hello group!")
+        msg = group.receive(timeout=5)   # {"data": bytes, "source": "ip:port"} or None
+
+The shared library is found through $LIBMULTICAST_PATH, then the source tree's
+build/lib (after ``make lib``), then the system's library path.
+"""
+
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+import pathlib
+
+__all__ = [
+    "join", "Group", "MulticastError", "InvalidArgumentError", "NotMulticastError",
+    "InterfaceError", "MessageTooLargeError", "BufferTooSmallError", "InvalidJSONError",
+    "ClosedError", "MulticastIOError", "InternalError", "MAX_MESSAGE_SIZE", "version",
+]
+
+MAX_MESSAGE_SIZE = 65507
+_SOURCE_MAX = 64
+_RECEIVE_CAPACITY = 65535  # never truncates, and takes one system call
+
+
+def _load():
+    candidates = []
+    if os.environ.get("LIBMULTICAST_PATH"):
+        candidates.append(os.environ["LIBMULTICAST_PATH"])
+    tree = pathlib.Path(__file__).resolve().parents[3] / "build" / "lib" / "libmulticast.so"
+    candidates.append(str(tree))
+    found = ctypes.util.find_library("multicast")
+    if found:
+        candidates.append(found)
+    for path in candidates:
+        if os.path.exists(path) or not os.path.isabs(path):
+            try:
+                return ctypes.CDLL(path)
+            except OSError:
+                continue
+    raise ImportError("libmulticast not found: run `make lib` or set LIBMULTICAST_PATH")
+
+
+_lib = _load()
+_group_p = ctypes.c_void_p
+_lib.mc_join.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(_group_p)]
+_lib.mc_send.argtypes = [_group_p, ctypes.c_void_p, ctypes.c_size_t]
+_lib.mc_send_json.argtypes = [_group_p, ctypes.c_char_p]
+_lib.mc_receive.argtypes = [_group_p, ctypes.c_double, ctypes.c_void_p, ctypes.c_size_t,
+                            ctypes.POINTER(ctypes.c_size_t), ctypes.c_char_p, ctypes.c_size_t]
+_lib.mc_close.argtypes = [_group_p]
+_lib.mc_free.argtypes = [_group_p]
+_lib.mc_free.restype = None
+for _name in ("mc_group_addr", "mc_local_addr"):
+    getattr(_lib, _name).argtypes = [_group_p]
+    getattr(_lib, _name).restype = ctypes.c_char_p
+_lib.mc_port.argtypes = [_group_p]
+_lib.mc_last_error.restype = ctypes.c_char_p
+_lib.mc_version.restype = ctypes.c_char_p
+for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close"):
+    getattr(_lib, _name).restype = ctypes.c_int
+
+_OK, _TIMEOUT = 0, 1
+
+
+class MulticastError(Exception):
+    """A failed call; ``status`` is the C status name, the text libmulticast's message."""
+
+    status = "MC_ERR"
+
+
+class InvalidArgumentError(MulticastError, ValueError):
+    status = "MC_ERR_INVALID_ARGUMENT"
+
+
+class NotMulticastError(MulticastError, ValueError):
+    status = "MC_ERR_NOT_MULTICAST"
+
+
+class InterfaceError(MulticastError):
+    status = "MC_ERR_INTERFACE"
+
+
+class MessageTooLargeError(MulticastError, ValueError):
+    status = "MC_ERR_MESSAGE_TOO_LARGE"
+
+
+class BufferTooSmallError(MulticastError):
+    status = "MC_ERR_BUFFER_TOO_SMALL"
+
+
+class InvalidJSONError(MulticastError, ValueError):
+    status = "MC_ERR_INVALID_JSON"
+
+
+class ClosedError(MulticastError):
+    status = "MC_ERR_CLOSED"
+
+
+class MulticastIOError(MulticastError, OSError):
+    status = "MC_ERR_IO"
+
+
+class InternalError(MulticastError):
+    status = "MC_ERR_INTERNAL"
+
+
+_ERRORS = {-1: InvalidArgumentError, -2: NotMulticastError, -3: InterfaceError,
+           -4: MessageTooLargeError, -5: BufferTooSmallError, -6: InvalidJSONError,
+           -7: ClosedError, -8: MulticastIOError, -9: InternalError}
+
+
+def _check(status):
+    # ctypes releases the GIL during the call but stays on this OS thread, so the
+    # thread-local message read here is the one the failing call set.
+    if status < 0:
+        message = _lib.mc_last_error().decode("utf-8", "replace")
+        raise _ERRORS.get(status, MulticastError)(message)
+    return status
+
+
+def _text(value, what):
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{what} must be a string")
+    if "\0" in value:
+        raise InvalidArgumentError(f"{what} contains a NUL character")
+    return value.encode("utf-8")
+
+
+class Group:
+    """A joined group. Use ``close()`` or a ``with`` block; safe to share across threads."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.group_addr = _lib.mc_group_addr(handle).decode()
+        self.port = _lib.mc_port(handle)
+        self.local_addr = _lib.mc_local_addr(handle).decode()
+
+    def send(self, message):
+        """Sends str (UTF-8), bytes, or a dict/list (JSON-encoded as scriptling does,
+        i.e. as Go's encoding/json writes it) as one datagram."""
+        if isinstance(message, (dict, list)):
+            text = json.dumps(message, allow_nan=False).encode("utf-8")
+            _check(_lib.mc_send_json(self._handle, text))
+            return
+        if isinstance(message, str):
+            data = message.encode("utf-8")
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            data = bytes(message)
+        else:
+            data = str(message).encode("utf-8")
+        _check(_lib.mc_send(self._handle, data, len(data)))
+
+    def receive(self, timeout=30):
+        """Waits up to ``timeout`` seconds (<= 0: no limit) for one datagram; returns
+        {"data": bytes, "source": "ip:port"}, or None on timeout."""
+        if timeout is None or timeout <= 0:
+            timeout = -1.0
+        if isinstance(timeout, float) and math.isnan(timeout):
+            raise InvalidArgumentError("timeout must be a number of seconds, not NaN")
+        buf = ctypes.create_string_buffer(_RECEIVE_CAPACITY)
+        source = ctypes.create_string_buffer(_SOURCE_MAX)
+        length = ctypes.c_size_t(0)
+        status = _check(_lib.mc_receive(self._handle, float(timeout), buf, len(buf),
+                                        ctypes.byref(length), source, len(source)))
+        if status == _TIMEOUT:
+            return None
+        return {"data": buf.raw[:length.value], "source": source.value.decode()}
+
+    def close(self):
+        """Leaves the group; wakes blocked receivers (they raise ClosedError). Idempotent."""
+        _check(_lib.mc_close(self._handle))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            _lib.mc_free(handle)
+
+    def __repr__(self):
+        return f"<multicast.Group {self.local_addr}>"
+
+
+def join(group_addr, port, interface=""):
+    """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
+    the kernel's choice."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise InvalidArgumentError("port must be between 1 and 65535")
+    handle = _group_p()
+    _check(_lib.mc_join(_text(group_addr, "group_addr"), port,
+                        _text(interface or "", "interface"), ctypes.byref(handle)))
+    return Group(handle)
+
+
+def version():
+    """The version of the loaded libmulticast."""
+    return _lib.mc_version().decode()
