@@ -41,6 +41,22 @@ static int passed, failed;
         }                                                                               \
     } while (0)
 
+/* A catalogue entry: checked like CHECK_STATUS, and written (with the message the
+ * library gave) to $MC_CATALOGUE, from which the README's table is checked. */
+static FILE *catalogue;
+
+static void catalogue_row(const char *what, const char *want, mc_status status) {
+    if (!catalogue) return;
+    fprintf(catalogue, "| %s | `%s` | %s |\n", what, want, status < 0 ? mc_last_error() : "");
+}
+
+#define CATALOGUE(what, expr, want)                  \
+    do {                                             \
+        mc_status status_ = (expr);                  \
+        CHECK_STATUS(status_, want);                 \
+        catalogue_row(what, #want, status_);         \
+    } while (0)
+
 #define LAST_ERROR_HAS(text) CHECK(strstr(mc_last_error(), (text)) != NULL)
 
 static const char *test_addr(void) {
@@ -320,9 +336,89 @@ static void test_no_descriptor_leak(void) {
     CHECK(count_fds() == before);
 }
 
+#include <sys/resource.h>
+
+/* Bad inputs and faults, one row each in the README's catalogue. */
+static void test_catalogue(void) {
+    mc_group *g = NULL;
+    char buf[16], src[MC_SOURCE_MAX], small_src[8];
+    size_t len = 0;
+    char *long_text = malloc(100001);
+    memset(long_text, 'a', 100000);
+    long_text[100000] = '\0';
+    CATALOGUE("`mc_join` group_addr NULL", mc_join(NULL, 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` out NULL", mc_join("239.1.1.1", 9999, NULL, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` group_addr \"\"", mc_join("", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` group_addr not UTF-8", mc_join("\xff", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` group_addr 100 kB of text", mc_join(long_text, 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` group_addr a host name", mc_join("localhost", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` unicast address", mc_join("192.168.1.1", 9999, NULL, &g), MC_ERR_NOT_MULTICAST);
+    CATALOGUE("`mc_join` port 0", mc_join("239.1.1.1", 0, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` port 65536", mc_join("239.1.1.1", 65536, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` unknown interface", mc_join("239.1.1.1", 9999, "eth-nope", &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` interface 100 kB of text", mc_join("239.1.1.1", 9999, long_text, &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` interface without IPv4", mc_join("239.1.1.1", 9999, "mc1", &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` interface address not on this host", mc_join("239.1.1.1", 9999, "10.99.99.99", &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` interface not UTF-8", mc_join("239.1.1.1", 9999, "\xff", &g), MC_ERR_INVALID_ARGUMENT);
+
+    g = join_or_die("239.1.2.20", next_port++);
+    char *big = calloc(1, MC_MAX_MESSAGE_SIZE + 1);
+    CATALOGUE("`mc_send` group NULL", mc_send(NULL, "x", 1), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send` data NULL, len 5", mc_send(g, NULL, 5), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send` 65508 bytes", mc_send(g, big, MC_MAX_MESSAGE_SIZE + 1), MC_ERR_MESSAGE_TOO_LARGE);
+    CATALOGUE("`mc_send_json` json NULL", mc_send_json(g, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send_json` not UTF-8", mc_send_json(g, "\"\xff\""), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send_json` \"\"", mc_send_json(g, ""), MC_ERR_INVALID_JSON);
+    CATALOGUE("`mc_send_json` malformed", mc_send_json(g, "{\"a\": }"), MC_ERR_INVALID_JSON);
+    /* A JSON string of 100 000 characters encodes past the UDP limit. */
+    long_text[0] = '"';
+    long_text[99999] = '"';
+    CATALOGUE("`mc_send_json` 100 kB of JSON", mc_send_json(g, long_text), MC_ERR_MESSAGE_TOO_LARGE);
+    CATALOGUE("`mc_receive` group NULL", mc_receive(NULL, 0, buf, sizeof buf, &len, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive` out_len NULL", mc_receive(g, 0, buf, sizeof buf, NULL, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive` buf NULL, capacity 16", mc_receive(g, 0, NULL, 16, &len, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive` NaN timeout", mc_receive(g, NAN, buf, sizeof buf, &len, src, sizeof src), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive` source_capacity 8", mc_receive(g, 0, buf, sizeof buf, &len, small_src, sizeof small_src), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive` nothing queued, timeout 0", mc_receive(g, 0, buf, sizeof buf, &len, src, sizeof src), MC_TIMEOUT);
+    mc_send(g, big, 100);
+    CATALOGUE("`mc_receive` 100-byte datagram, 16-byte buffer", mc_receive(g, 5, buf, sizeof buf, &len, src, sizeof src), MC_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == 100);
+    CATALOGUE("`mc_close` group NULL", mc_close(NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_close` twice", (mc_close(g), mc_close(g)), MC_OK);
+    CATALOGUE("`mc_send` after close", mc_send(g, "x", 1), MC_ERR_CLOSED);
+    CATALOGUE("`mc_receive` after close", mc_receive(g, 1, buf, sizeof buf, &len, src, sizeof src), MC_ERR_CLOSED);
+    mc_free(g);
+    free(big);
+    free(long_text);
+}
+
+/* With the descriptor limit reached, mc_join fails cleanly and works again afterwards. */
+static void test_descriptor_exhaustion(void) {
+    struct rlimit old, tight;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int port = next_port++;
+    int before = count_fds();
+    tight = old;
+    tight.rlim_cur = (rlim_t)before + 3;
+    setrlimit(RLIMIT_NOFILE, &tight);
+    mc_group *held[8] = {0};
+    int n = 0;
+    mc_status s = MC_OK;
+    while (n < 8 && (s = mc_join("239.1.2.21", port, NULL, &held[n])) == MC_OK) n++;
+    CATALOGUE("`mc_join` with no descriptor left (`ulimit -n`)", s, MC_ERR_IO);
+    LAST_ERROR_HAS("Too many open files");
+    CHECK(n >= 1 && n < 8);
+    for (int i = 0; i < n; i++) mc_free(held[i]);
+    CHECK(count_fds() == before);
+    mc_group *again = NULL;
+    CHECK_STATUS(mc_join("239.1.2.21", port, NULL, &again), MC_OK);
+    mc_free(again);
+    setrlimit(RLIMIT_NOFILE, &old);
+}
+
 static void test_no_route(void) {
     mc_group *g = NULL;
-    CHECK_STATUS(mc_join("239.1.1.1", 9999, NULL, &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` with no multicast route, no interface named", mc_join("239.1.1.1", 9999, NULL, &g), MC_ERR_INTERFACE);
     LAST_ERROR_HAS("name an interface or add a multicast route");
     CHECK(g == NULL);
 }
@@ -332,6 +428,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "refusing to run outside scripts/netns (no MC_NETNS)\n");
         return 2;
     }
+    if (getenv("MC_CATALOGUE")) catalogue = fopen(getenv("MC_CATALOGUE"), "a");
     if (argc > 1 && strcmp(argv[1], "--no-route") == 0) {
         test_no_route();
     } else {
@@ -348,7 +445,12 @@ int main(int argc, char **argv) {
         test_groups_do_not_leak();
         test_close_wakes_receivers();
         test_no_descriptor_leak();
+        test_catalogue();
+        /* valgrind virtualises RLIMIT_NOFILE, so this one runs in the plain and ASan runs. */
+        if (!getenv("MC_UNDER_VALGRIND")) test_descriptor_exhaustion();
+        else fprintf(stderr, "note: descriptor exhaustion is tested outside valgrind\n");
     }
+    if (catalogue) fclose(catalogue);
     printf("c-api: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
