@@ -4,14 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{require_private_netns, unique_port};
+use common::{require_private_netns, resident_kib, unique_port};
 use multicast::{Group, Timeout};
-
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 #[test]
 fn a_million_messages_in_flat_memory() {

@@ -9,14 +9,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{open_fds, require_private_netns, unique_port};
+use common::{open_fds, require_private_netns, resident_kib, unique_port};
 use multicast::{ErrorKind, Group, Timeout};
-
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 /// A deterministic xorshift, so a failing round can be replayed.
 fn next_random(state: &mut u64) -> u64 {
