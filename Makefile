@@ -4,6 +4,7 @@
 #   make test      set up, build, and run every test (what .ci/run runs)
 #   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config file
 #   make header    regenerate include/multicast.h after changing the C API
+#   make fuzz      FUZZ_SECONDS=20 : each libFuzzer target that long (private netns)
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -15,8 +16,9 @@ CC      ?= cc
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g
 B       := build
 LIB     := $(B)/lib
+FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build lib header c-tests examples test demo install uninstall clean
+.PHONY: all setup build lib header c-tests examples test demo fuzz install uninstall clean
 
 all: lib c-tests examples
 
@@ -60,6 +62,9 @@ test: setup
 
 demo: setup lib examples
 	scripts/demo
+
+fuzz: setup
+	scripts/fuzz $(FUZZ_SECONDS)
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

@@ -1,0 +1,144 @@
+//! The exported C functions on arbitrary arguments, called as a C program would:
+//! strings with any bytes (cut at the first NUL), any port, any timeout, any data.
+//! A join that succeeds opens a real socket, so run this inside `scripts/netns`.
+#![no_main]
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+
+use libfuzzer_sys::fuzz_target;
+// Links the crate: the exports below are its symbols.
+extern crate multicast;
+
+// The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
+#[allow(non_camel_case_types)]
+type mc_group = c_void;
+extern "C" {
+    fn mc_join(
+        group: *const c_char,
+        port: i32,
+        iface: *const c_char,
+        out: *mut *mut mc_group,
+    ) -> c_int;
+    fn mc_send(group: *mut mc_group, data: *const c_void, len: usize) -> c_int;
+    fn mc_send_json(group: *mut mc_group, json: *const c_char) -> c_int;
+    fn mc_receive(
+        group: *mut mc_group,
+        timeout_seconds: f64,
+        buf: *mut c_void,
+        capacity: usize,
+        out_len: *mut usize,
+        source: *mut c_char,
+        source_capacity: usize,
+    ) -> c_int;
+    fn mc_close(group: *mut mc_group) -> c_int;
+    fn mc_free(group: *mut mc_group);
+    fn mc_last_error() -> *const c_char;
+    fn mc_status_str(status: c_int) -> *const c_char;
+}
+
+const MC_OK: c_int = 0;
+const MC_TIMEOUT: c_int = 1;
+
+fn c_string(bytes: &[u8]) -> CString {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).unwrap()
+}
+
+/// A failed call must leave a message saying why.
+fn check_failure(status: c_int) {
+    // SAFETY: both return NUL-terminated static or thread-local strings.
+    let (error, name) = unsafe {
+        (
+            CStr::from_ptr(mc_last_error()),
+            CStr::from_ptr(mc_status_str(status)),
+        )
+    };
+    assert!(
+        !error.to_bytes().is_empty(),
+        "status {status} without a message"
+    );
+    assert!(!name.to_bytes().is_empty());
+}
+
+/// Interfaces that exist in `scripts/netns`, so that many joins succeed and the calls
+/// after them run; the fuzzer's own bytes cover the names that do not exist.
+const INTERFACES: [&[u8]; 4] = [b"", b"mc0", b"10.203.0.1", b"lo"];
+
+fuzz_target!(|input: (
+    u8,
+    [u8; 2],
+    &[u8],
+    i32,
+    &[u8],
+    &[u8],
+    &[u8],
+    f64,
+    u16,
+    c_int
+)| {
+    let (
+        shape,
+        [g1, g2],
+        group_text,
+        port,
+        iface_text,
+        data,
+        json_text,
+        timeout,
+        capacity,
+        any_status,
+    ) = input;
+    // Half the inputs use a valid group and a known interface; the rest are raw bytes.
+    let group_addr = match shape & 1 {
+        0 => c_string(group_text),
+        _ => c_string(format!("239.{g1}.{g2}.1").as_bytes()),
+    };
+    let iface = match shape >> 1 & 7 {
+        n @ 0..=3 => c_string(INTERFACES[usize::from(n)]),
+        _ => c_string(iface_text),
+    };
+    let json = c_string(json_text);
+
+    // SAFETY: every pointer is valid for the length passed with it.
+    unsafe {
+        assert!(!CStr::from_ptr(mc_status_str(any_status))
+            .to_bytes()
+            .is_empty());
+
+        let mut group: *mut mc_group = std::ptr::null_mut();
+        let status = mc_join(group_addr.as_ptr(), port, iface.as_ptr(), &mut group);
+        if status != MC_OK {
+            assert!(group.is_null(), "failed join wrote a handle");
+            return check_failure(status);
+        }
+        for status in [
+            mc_send(group, data.as_ptr().cast(), data.len()),
+            mc_send_json(group, json.as_ptr()),
+        ] {
+            if status != MC_OK {
+                check_failure(status);
+            }
+        }
+        let mut buf = vec![0u8; usize::from(capacity)];
+        let mut len = usize::MAX;
+        let mut source = [0 as c_char; 64];
+        // Never wait: a NaN must be refused, anything else only looks at the queue.
+        let timeout = if timeout.is_nan() { timeout } else { 0.0 };
+        let status = mc_receive(
+            group,
+            timeout,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut len,
+            source.as_mut_ptr(),
+            source.len(),
+        );
+        match status {
+            MC_OK => assert!(len <= buf.len()),
+            MC_TIMEOUT => {}
+            other => check_failure(other),
+        }
+        assert_eq!(mc_close(group), MC_OK);
+        mc_free(group);
+    }
+});
