@@ -13,6 +13,7 @@
 #ifndef MULTICAST_H
 #define MULTICAST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,11 @@
 #define MC_VERSION_MINOR 1
 #define MC_VERSION_PATCH 0
 
+
+/**
+ * The mc_join_options layout this header describes. Pass it to mc_join_options_init.
+ */
+#define MC_JOIN_OPTIONS_VERSION 1
 
 /**
  * The largest message mc_send accepts: the largest UDP payload over IPv4.
@@ -90,6 +96,41 @@ typedef enum mc_status {
  */
 typedef struct mc_group mc_group;
 
+/**
+ * Options for mc_join_with_options. Declare one, call mc_join_options_init on it, then
+ * set the fields you need; the defaults are what mc_join does.
+ */
+typedef struct mc_join_options {
+  /**
+   * The layout version: MC_JOIN_OPTIONS_VERSION, set by mc_join_options_init.
+   */
+  uint32_t version;
+  /**
+   * Interface to join and send on: a name ("eth0") or one of this host's IPv4
+   * addresses; NULL or "" for none (default). Borrowed only during the call.
+   */
+  const char *interface_name;
+  /**
+   * Interface to join and send on, by kernel index; 0 for none (default). At most one
+   * of interface_name and interface_index may be set.
+   */
+  uint32_t interface_index;
+  /**
+   * Time to live of sent datagrams, 1..255 (default 1: this link only).
+   */
+  int32_t ttl;
+  /**
+   * Whether members on this host (this handle included) hear its sends (default true).
+   */
+  bool loopback;
+  /**
+   * Requested socket receive buffer in bytes; 0 keeps the kernel's default (default).
+   * Linux caps it at net.core.rmem_max silently: read the granted size back with
+   * mc_receive_buffer_size.
+   */
+  size_t receive_buffer_size;
+} mc_join_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -114,6 +155,22 @@ enum mc_status mc_join(const char *group_addr,
                        int32_t port,
                        const char *interface_name,
                        struct mc_group **out);
+
+/**
+ * Joins as mc_join does, with the interface, TTL, loopback and receive buffer taken from
+ * `options` (initialised with mc_join_options_init; NULL means all defaults, as mc_join).
+ *
+ * On MC_OK, `*out` is a new handle owned by the caller: release it with mc_free.
+ * On failure `*out` is untouched. `options` is only read during the call.
+ * Errors: those of mc_join, plus MC_ERR_INVALID_ARGUMENT for an unknown options
+ * version, a TTL outside 1..255, both interface_name and interface_index set, or a
+ * receive buffer above INT_MAX; MC_ERR_INTERFACE for an unknown interface index.
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_join_with_options(const char *group_addr,
+                                    int32_t port,
+                                    const struct mc_join_options *options,
+                                    struct mc_group **out);
 
 /**
  * Sends `len` bytes at `data` to the group as one datagram, byte for byte (an empty
@@ -206,6 +263,39 @@ int32_t mc_port(const struct mc_group *group);
  * Thread-safety: safe from any thread.
  */
 const char *mc_local_addr(const struct mc_group *group);
+
+/**
+ * Writes to `*out` the socket's receive buffer size as the kernel granted it: Linux
+ * doubles the requested size for bookkeeping and caps requests at net.core.rmem_max.
+ *
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out`), MC_ERR_CLOSED, MC_ERR_IO.
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_receive_buffer_size(const struct mc_group *group, size_t *out);
+
+/**
+ * Writes to `*out_fd` the group's socket descriptor, for an event loop (poll, epoll,
+ * select, kqueue-style wrappers, Go's netpoller): it is readable while a datagram is
+ * queued; then call mc_receive with timeout 0, which returns MC_TIMEOUT once the
+ * queue is empty.
+ *
+ * The descriptor still belongs to the handle: do not read from, write to or close it,
+ * and remove it from your event loop before mc_close, which closes it.
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED.
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_fd(const struct mc_group *group, int *out_fd);
+
+/**
+ * Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
+ * no interface, TTL 1, loopback on, the kernel's receive buffer.
+ *
+ * The caller owns `options`; nothing is allocated.
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `options`, or a `version` this library does
+ * not know, i.e. a header newer than the library).
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_join_options_init(struct mc_join_options *options, uint32_t version);
 
 /**
  * The message of the last call that failed on this thread, naming its cause

@@ -19,10 +19,8 @@ use crate::address::{self, Timeout};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::{self, Interface};
 use crate::message::{self, Message};
+use crate::options::JoinOptions;
 use crate::sys;
-
-/// The IPv4 TTL of sent datagrams by default: 1 keeps them on the local link, as scriptling does.
-pub const DEFAULT_TTL: u32 = 1;
 
 /// A buffer at least this large can never truncate a datagram, so a receive into it
 /// needs no peek first.
@@ -60,13 +58,25 @@ impl Group {
     /// on one host each receive every datagram, and with `IP_MULTICAST_ALL` off, so no
     /// other group joined on the same port leaks in. Loopback is on and the TTL is 1.
     pub fn join(group_addr: &str, port: u16, interface: &str) -> Result<Group> {
+        Group::join_with(
+            group_addr,
+            port,
+            &JoinOptions::default().interface(interface),
+        )
+    }
+
+    /// Joins as [`join`](Self::join) does, with the interface, TTL, loopback and receive
+    /// buffer taken from `options`.
+    pub fn join_with(group_addr: &str, port: u16, options: &JoinOptions) -> Result<Group> {
         let group = address::parse_group(group_addr)?;
         let port = address::parse_port(i64::from(port))?;
-        let interface = match interface.trim() {
-            "" => None,
-            spec => Some(interface::resolve(spec)?),
+        options.validate()?;
+        let interface = match (options.interface.trim(), options.interface_index) {
+            ("", 0) => None,
+            ("", index) => Some(interface::resolve_index(index)?),
+            (spec, _) => Some(interface::resolve(spec)?),
         };
-        let socket = open_socket(group, port, interface.as_ref())?;
+        let socket = open_socket(group, port, interface.as_ref(), options)?;
         let local_addr = socket
             .local_addr()
             .ok()
@@ -197,10 +207,24 @@ impl Group {
         self.interface.as_ref()
     }
 
+    /// The socket's receive buffer as the kernel reports it (`SO_RCVBUF`): Linux doubles
+    /// the requested size for its bookkeeping and caps the request at
+    /// `net.core.rmem_max`, so this is what was granted, not what was asked for.
+    pub fn receive_buffer_size(&self) -> Result<usize> {
+        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let socket = self.open_socket_or(&guard, "reading the receive buffer")?;
+        socket
+            .recv_buffer_size()
+            .map_err(|e| Error::io("cannot read SO_RCVBUF", &e))
+    }
+
     /// The socket's descriptor, or `None` once closed. Valid only until `close`.
     pub fn raw_fd(&self) -> Option<RawFd> {
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
-        guard.as_ref().map(|s| s.as_raw_fd())
+        guard
+            .as_ref()
+            .filter(|_| !self.is_closed())
+            .map(|s| s.as_raw_fd())
     }
 
     fn open_socket_or<'a>(&self, guard: &'a Option<Socket>, operation: &str) -> Result<&'a Socket> {
@@ -274,7 +298,12 @@ fn membership_interface(interface: Option<&Interface>) -> InterfaceIndexOrAddres
     }
 }
 
-fn open_socket(group: Ipv4Addr, port: u16, interface: Option<&Interface>) -> Result<Socket> {
+fn open_socket(
+    group: Ipv4Addr,
+    port: u16,
+    interface: Option<&Interface>,
+    options: &JoinOptions,
+) -> Result<Socket> {
     let setup = |what: &'static str| {
         move |e: std::io::Error| Error::io(&format!("join failed: {what}"), &e)
     };
@@ -286,6 +315,12 @@ fn open_socket(group: Ipv4Addr, port: u16, interface: Option<&Interface>) -> Res
     socket
         .set_multicast_all_v4(false)
         .map_err(setup("IP_MULTICAST_ALL"))?;
+    if options.receive_buffer > 0 {
+        // Before bind, so no datagram is queued against the default size.
+        socket
+            .set_recv_buffer_size(options.receive_buffer)
+            .map_err(setup("SO_RCVBUF"))?;
+    }
     socket
         .bind(&SockAddr::from(SocketAddrV4::new(group, port)))
         .map_err(|e| Error::io(&format!("join failed: cannot bind {group}:{port}"), &e))?;
@@ -298,10 +333,10 @@ fn open_socket(group: Ipv4Addr, port: u16, interface: Option<&Interface>) -> Res
             .map_err(setup("IP_MULTICAST_IF"))?;
     }
     socket
-        .set_multicast_loop_v4(true)
+        .set_multicast_loop_v4(options.loopback)
         .map_err(setup("IP_MULTICAST_LOOP"))?;
     socket
-        .set_multicast_ttl_v4(DEFAULT_TTL)
+        .set_multicast_ttl_v4(options.ttl)
         .map_err(setup("IP_MULTICAST_TTL"))?;
     Ok(socket)
 }

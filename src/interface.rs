@@ -29,6 +29,24 @@ pub fn resolve(spec: &str) -> Result<Interface> {
     resolve_in(spec, &addrs)
 }
 
+/// Resolves a kernel interface index (as `ip link` or `if_nametoindex` gives it). An
+/// unknown index, or an interface without an IPv4 address, is [`ErrorKind::Interface`].
+pub fn resolve_index(index: u32) -> Result<Interface> {
+    let addrs =
+        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
+    resolve_index_in(index, &addrs)
+}
+
+fn resolve_index_in(index: u32, addrs: &[sys::InterfaceAddr]) -> Result<Interface> {
+    let entry = addrs.iter().find(|a| a.index == index).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Interface,
+            format!("interface not found: no interface has index {index}"),
+        )
+    })?;
+    resolve_in(&entry.name, addrs)
+}
+
 fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr]) -> Result<Interface> {
     let spec = spec.trim();
     if let Ok(ip) = spec.parse::<IpAddr>() {
@@ -124,6 +142,25 @@ mod tests {
     fn by_address() {
         let i = resolve_in("10.0.0.5", &table()).unwrap();
         assert_eq!(i.name, "eth0");
+    }
+
+    #[test]
+    fn by_index() {
+        assert_eq!(resolve_index_in(2, &table()).unwrap().name, "eth0");
+        let e = resolve_index_in(9, &table()).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.message()),
+            (
+                ErrorKind::Interface,
+                "interface not found: no interface has index 9"
+            )
+        );
+        let e = resolve_index_in(3, &table()).unwrap_err();
+        assert!(
+            e.message().contains("has no IPv4 address"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

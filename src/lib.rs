@@ -18,7 +18,7 @@
 //! # Ok::<(), multicast::Error>(())
 //! ```
 //!
-//! The core (`address`, `interface`, `message`, `group`, `error`) is safe Rust; the only
+//! The core (`address`, `interface`, `options`, `message`, `group`, `error`) is safe Rust; the only
 //! `unsafe` outside the C boundary (`ffi`) is the small `sys` shim over libc calls that
 //! socket2 does not offer.
 
@@ -27,6 +27,7 @@ pub mod error;
 pub mod group;
 pub mod interface;
 pub mod message;
+pub mod options;
 
 mod ffi;
 mod sys;
@@ -36,3 +37,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use group::{Group, Received};
 pub use interface::Interface;
 pub use message::{Message, MAX_MESSAGE_SIZE};
+pub use options::JoinOptions;

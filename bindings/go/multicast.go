@@ -30,6 +30,35 @@ static mc_status gomc_join(const char *group, int32_t port, const char *iface, m
 	return s;
 }
 
+static mc_status gomc_join_with_options(const char *group, int32_t port, const char *iface,
+                                        uint32_t index, int32_t ttl, bool loopback,
+                                        size_t receive_buffer, mc_group **out, char *err) {
+	mc_join_options o;
+	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
+	if (s == MC_OK) {
+		o.interface_name = iface;
+		o.interface_index = index;
+		o.ttl = ttl;
+		o.loopback = loopback;
+		o.receive_buffer_size = receive_buffer;
+		s = mc_join_with_options(group, port, &o, out);
+	}
+	gomc_copy_error(s, err);
+	return s;
+}
+
+static mc_status gomc_fd(mc_group *g, int *fd, char *err) {
+	mc_status s = mc_fd(g, fd);
+	gomc_copy_error(s, err);
+	return s;
+}
+
+static mc_status gomc_receive_buffer_size(mc_group *g, size_t *size, char *err) {
+	mc_status s = mc_receive_buffer_size(g, size);
+	gomc_copy_error(s, err);
+	return s;
+}
+
 static mc_status gomc_send(mc_group *g, const void *data, size_t len, char *err) {
 	mc_status s = mc_send(g, data, len);
 	gomc_copy_error(s, err);
@@ -54,6 +83,7 @@ import "C"
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -84,23 +114,51 @@ type Group struct {
 
 // Join joins groupAddr (an IPv4 multicast literal such as "239.1.1.1") on port, on
 // iface: an interface name ("eth0"), one of this host's IPv4 addresses, or "" for the
-// kernel's choice.
+// kernel's choice. Loopback is on and the TTL is 1.
 func Join(groupAddr string, port int, iface string) (*Group, error) {
+	return JoinWithOptions(groupAddr, port, JoinOptions{Interface: iface})
+}
+
+// JoinOptions are the settings of JoinWithOptions. The zero value is what Join does.
+type JoinOptions struct {
+	Interface         string // interface name or one of its IPv4 addresses; "" for none
+	InterfaceIndex    int    // kernel interface index; 0 for none (at most one of the two)
+	TTL               int    // time to live of sent datagrams, 1..255; 0 means 1
+	DisableLoopback   bool   // true: members on this host do not hear this group's sends
+	ReceiveBufferSize int    // requested SO_RCVBUF in bytes; 0 keeps the kernel's default
+}
+
+// JoinWithOptions joins as Join does, with the interface, TTL, loopback and receive
+// buffer taken from opts. Linux caps the receive buffer silently; ReceiveBufferSize
+// reports what was granted.
+func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, error) {
 	if port < 1 || port > 65535 {
 		// Checked here too: an int wider than int32 must not wrap into a valid port.
 		return nil, &Error{Status: StatusInvalidArgument, Message: "port must be between 1 and 65535"}
 	}
 	// C strings end at a NUL: refuse one inside rather than join a truncated name.
-	if strings.IndexByte(groupAddr, 0) >= 0 || strings.IndexByte(iface, 0) >= 0 {
+	if strings.IndexByte(groupAddr, 0) >= 0 || strings.IndexByte(opts.Interface, 0) >= 0 {
 		return nil, &Error{Status: StatusInvalidArgument, Message: "group address or interface contains a NUL byte"}
+	}
+	ttl := opts.TTL
+	if ttl == 0 {
+		ttl = 1
+	}
+	if ttl < 0 || ttl > 255 || opts.InterfaceIndex < 0 || opts.InterfaceIndex > math.MaxUint32 ||
+		opts.ReceiveBufferSize < 0 {
+		return nil, &Error{Status: StatusInvalidArgument,
+			Message: fmt.Sprintf("invalid join options: ttl %d (1..255), interface index %d, receive buffer %d",
+				opts.TTL, opts.InterfaceIndex, opts.ReceiveBufferSize)}
 	}
 	cGroup := C.CString(groupAddr)
 	defer C.free(unsafe.Pointer(cGroup))
-	cIface := C.CString(iface)
+	cIface := C.CString(opts.Interface)
 	defer C.free(unsafe.Pointer(cIface))
 	var errBuf [errCap]C.char
 	var handle *C.mc_group
-	if s := C.gomc_join(cGroup, C.int32_t(port), cIface, &handle, &errBuf[0]); s != C.MC_OK {
+	s := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
+		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), &handle, &errBuf[0])
+	if s != C.MC_OK {
 		return nil, newError(s, &errBuf)
 	}
 	g := &Group{
@@ -150,10 +208,14 @@ var receiveBuffers = sync.Pool{New: func() any { b := make([]byte, 65535); retur
 // Receive waits up to timeout for one datagram. It returns nil, nil when the timeout
 // passes with nothing received; timeout <= 0 waits without limit, as in scriptling.
 func (g *Group) Receive(timeout time.Duration) (*Message, error) {
-	seconds := -1.0
-	if timeout > 0 {
-		seconds = timeout.Seconds()
+	if timeout <= 0 {
+		return g.receive(-1)
 	}
+	return g.receive(timeout.Seconds())
+}
+
+// receive calls mc_receive with its own timeout convention: < 0 without limit, 0 none.
+func (g *Group) receive(seconds float64) (*Message, error) {
 	bufp := receiveBuffers.Get().(*[]byte)
 	defer receiveBuffers.Put(bufp)
 	buf := *bufp
@@ -185,6 +247,37 @@ func (g *Group) Close() error {
 		return newError(s, &errBuf)
 	}
 	return nil
+}
+
+// Fd is the group's socket descriptor, for an event loop (poll, epoll, select): it is
+// readable while a datagram is queued, and ReceiveNow then takes it without waiting. The descriptor belongs to the Group: never read, write or close it, and
+// stop waiting on it before Close, which closes it.
+func (g *Group) Fd() (int, error) {
+	var fd C.int
+	var errBuf [errCap]C.char
+	s := C.gomc_fd(g.handle, &fd, &errBuf[0])
+	runtime.KeepAlive(g)
+	if s != C.MC_OK {
+		return -1, newError(s, &errBuf)
+	}
+	return int(fd), nil
+}
+
+// ReceiveNow returns a datagram already queued, or nil, nil at once when none is: the
+// non-blocking receive an event loop calls after Fd becomes readable.
+func (g *Group) ReceiveNow() (*Message, error) { return g.receive(0) }
+
+// ReceiveBufferSize is the socket receive buffer the kernel granted (SO_RCVBUF), which
+// Linux reports doubled and caps at net.core.rmem_max.
+func (g *Group) ReceiveBufferSize() (int, error) {
+	var size C.size_t
+	var errBuf [errCap]C.char
+	s := C.gomc_receive_buffer_size(g.handle, &size, &errBuf[0])
+	runtime.KeepAlive(g)
+	if s != C.MC_OK {
+		return 0, newError(s, &errBuf)
+	}
+	return int(size), nil
 }
 
 // GroupAddr is the group address, e.g. "239.1.1.1".

@@ -9,6 +9,17 @@ use libfuzzer_sys::fuzz_target;
 // Links the crate: the exports below are its symbols.
 extern crate multicast;
 
+/// mc_join_options, layout version 1.
+#[repr(C)]
+struct JoinOptions {
+    version: u32,
+    interface_name: *const c_char,
+    interface_index: u32,
+    ttl: i32,
+    loopback: bool,
+    receive_buffer_size: usize,
+}
+
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
 #[allow(non_camel_case_types)]
 type mc_group = c_void;
@@ -19,6 +30,15 @@ extern "C" {
         iface: *const c_char,
         out: *mut *mut mc_group,
     ) -> c_int;
+    fn mc_join_options_init(options: *mut JoinOptions, version: u32) -> c_int;
+    fn mc_join_with_options(
+        group: *const c_char,
+        port: i32,
+        options: *const JoinOptions,
+        out: *mut *mut mc_group,
+    ) -> c_int;
+    fn mc_fd(group: *const mc_group, out_fd: *mut c_int) -> c_int;
+    fn mc_receive_buffer_size(group: *const mc_group, out: *mut usize) -> c_int;
     fn mc_send(group: *mut mc_group, data: *const c_void, len: usize) -> c_int;
     fn mc_send_json(group: *mut mc_group, json: *const c_char) -> c_int;
     fn mc_receive(
@@ -74,7 +94,8 @@ fuzz_target!(|input: (
     &[u8],
     f64,
     u16,
-    c_int
+    c_int,
+    (u32, u32, i32, bool, u32)
 )| {
     let (
         shape,
@@ -87,6 +108,7 @@ fuzz_target!(|input: (
         timeout,
         capacity,
         any_status,
+        (version, index, ttl, loopback, receive_buffer),
     ) = input;
     // Half the inputs use a valid group and a known interface; the rest are raw bytes.
     let group_addr = match shape & 1 {
@@ -106,11 +128,36 @@ fuzz_target!(|input: (
             .is_empty());
 
         let mut group: *mut mc_group = std::ptr::null_mut();
-        let status = mc_join(group_addr.as_ptr(), port, iface.as_ptr(), &mut group);
+        let status = if shape & 0x10 == 0 {
+            mc_join(group_addr.as_ptr(), port, iface.as_ptr(), &mut group)
+        } else {
+            // Versioned options: init with the fuzzed version, then arbitrary fields.
+            let mut options: JoinOptions = std::mem::zeroed();
+            let init = mc_join_options_init(&mut options, version % 4);
+            if init != MC_OK {
+                check_failure(init);
+            }
+            options.version = version % 4;
+            options.interface_name = if index % 2 == 0 {
+                iface.as_ptr()
+            } else {
+                std::ptr::null()
+            };
+            options.interface_index = index % 8;
+            options.ttl = ttl;
+            options.loopback = loopback;
+            options.receive_buffer_size = receive_buffer as usize;
+            mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
+        };
         if status != MC_OK {
             assert!(group.is_null(), "failed join wrote a handle");
             return check_failure(status);
         }
+        let (mut fd, mut granted) = (-1, 0usize);
+        assert_eq!(mc_fd(group, &mut fd), MC_OK);
+        assert!(fd >= 0);
+        assert_eq!(mc_receive_buffer_size(group, &mut granted), MC_OK);
+        assert!(granted > 0);
         for status in [
             mc_send(group, data.as_ptr().cast(), data.len()),
             mc_send_json(group, json.as_ptr()),

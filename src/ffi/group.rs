@@ -1,7 +1,8 @@
 //! `mc_group`: the C handle of a joined group, and the calls on it.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 
+use super::options::{mc_join_options, to_join_options};
 use super::{
     ffi_panic_boundary, ffi_status, mc_status, try_bytes, try_bytes_mut, try_mut, try_ref, try_str,
     try_str_or_empty,
@@ -10,6 +11,7 @@ use crate::address::{self, Timeout};
 use crate::error::{Error, ErrorKind};
 use crate::group::Group;
 use crate::message::{self, SOURCE_MAX_V4};
+use crate::options::JoinOptions;
 
 /// A joined multicast group (opaque). Created by mc_join, released by mc_free.
 pub struct mc_group {
@@ -57,6 +59,36 @@ pub unsafe extern "C" fn mc_join(
         let interface_name = try_str_or_empty(interface_name, "interface_name")?;
         let port = address::parse_port(i64::from(port))?;
         let group = Group::join(group_addr, port, interface_name)?;
+        *out = Box::into_raw(Box::new(mc_group::new(group)));
+        Ok(mc_status::MC_OK)
+    }
+}
+
+/// Joins as mc_join does, with the interface, TTL, loopback and receive buffer taken from
+/// `options` (initialised with mc_join_options_init; NULL means all defaults, as mc_join).
+///
+/// On MC_OK, `*out` is a new handle owned by the caller: release it with mc_free.
+/// On failure `*out` is untouched. `options` is only read during the call.
+/// Errors: those of mc_join, plus MC_ERR_INVALID_ARGUMENT for an unknown options
+/// version, a TTL outside 1..255, both interface_name and interface_index set, or a
+/// receive buffer above INT_MAX; MC_ERR_INTERFACE for an unknown interface index.
+/// Thread-safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn mc_join_with_options(
+    group_addr: *const c_char,
+    port: i32,
+    options: *const mc_join_options,
+    out: *mut *mut mc_group,
+) -> mc_status {
+    ffi_status! {
+        let out = try_mut(out, "out")?;
+        let group_addr = try_str(group_addr, "group_addr")?;
+        let options = match options.as_ref() {
+            Some(options) => to_join_options(options)?,
+            None => JoinOptions::default(),
+        };
+        let port = address::parse_port(i64::from(port))?;
+        let group = Group::join_with(group_addr, port, &options)?;
         *out = Box::into_raw(Box::new(mc_group::new(group)));
         Ok(mc_status::MC_OK)
     }
@@ -233,6 +265,43 @@ pub unsafe extern "C" fn mc_port(group: *const mc_group) -> i32 {
 pub unsafe extern "C" fn mc_local_addr(group: *const mc_group) -> *const c_char {
     ffi_panic_boundary! {
         property(group, |h| h.local_addr.as_ptr())
+    }
+}
+
+/// Writes to `*out` the socket's receive buffer size as the kernel granted it: Linux
+/// doubles the requested size for bookkeeping and caps requests at net.core.rmem_max.
+///
+/// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out`), MC_ERR_CLOSED, MC_ERR_IO.
+/// Thread-safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn mc_receive_buffer_size(
+    group: *const mc_group,
+    out: *mut usize,
+) -> mc_status {
+    ffi_status! {
+        let handle = try_ref(group, "group")?;
+        let out = try_mut(out, "out")?;
+        *out = handle.group.receive_buffer_size()?;
+        Ok(mc_status::MC_OK)
+    }
+}
+
+/// Writes to `*out_fd` the group's socket descriptor, for an event loop (poll, epoll,
+/// select, kqueue-style wrappers, Go's netpoller): it is readable while a datagram is
+/// queued; then call mc_receive with timeout 0, which returns MC_TIMEOUT once the
+/// queue is empty.
+///
+/// The descriptor still belongs to the handle: do not read from, write to or close it,
+/// and remove it from your event loop before mc_close, which closes it.
+/// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED.
+/// Thread-safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn mc_fd(group: *const mc_group, out_fd: *mut c_int) -> mc_status {
+    ffi_status! {
+        let handle = try_ref(group, "group")?;
+        let out_fd = try_mut(out_fd, "out_fd")?;
+        *out_fd = handle.group.raw_fd().ok_or_else(|| Error::closed("mc_fd"))?;
+        Ok(mc_status::MC_OK)
     }
 }
 

@@ -12,6 +12,7 @@ use std::ffi::{c_char, c_void, CStr};
 use crate::error::{Error, ErrorKind};
 
 mod group;
+mod options;
 mod status;
 mod version;
 

@@ -6,6 +6,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <math.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +341,138 @@ static void test_no_descriptor_leak(void) {
 
 #include <sys/resource.h>
 
+static mc_join_options default_options(void) {
+    mc_join_options o;
+    memset(&o, 0x5a, sizeof o); /* garbage, so init must set every field */
+    if (mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION) != MC_OK) {
+        fprintf(stderr, "mc_join_options_init failed: %s\n", mc_last_error());
+        exit(1);
+    }
+    return o;
+}
+
+static int socket_int_option(mc_group *g, int level, int name) {
+    int fd = -1, value = -1;
+    socklen_t size = sizeof value;
+    if (mc_fd(g, &fd) != MC_OK || getsockopt(fd, level, name, &value, &size) != 0) return -1;
+    return value;
+}
+
+static void test_join_options(void) {
+    mc_join_options o = default_options();
+    CHECK(o.version == MC_JOIN_OPTIONS_VERSION && o.interface_name == NULL && o.interface_index == 0);
+    CHECK(o.ttl == 1 && o.loopback && o.receive_buffer_size == 0);
+
+    /* Defaults and NULL options both behave as mc_join. */
+    mc_group *g = NULL;
+    int port = next_port++;
+    CHECK_STATUS(mc_join_with_options("239.1.3.1", port, NULL, &g), MC_OK);
+    CHECK(socket_int_option(g, IPPROTO_IP, IP_MULTICAST_TTL) == 1);
+    mc_free(g);
+
+    /* TTL, by interface index, and a receive buffer read back as granted. */
+    o.ttl = 32;
+    o.interface_index = if_nametoindex(getenv("MC_TEST_IFACE"));
+    o.receive_buffer_size = 4096;
+    CHECK_STATUS(mc_join_with_options("239.1.3.1", port, &o, &g), MC_OK);
+    CHECK(socket_int_option(g, IPPROTO_IP, IP_MULTICAST_TTL) == 32);
+    size_t granted = 0;
+    CHECK_STATUS(mc_receive_buffer_size(g, &granted), MC_OK);
+    CHECK(granted == 8192); /* Linux doubles the request for its bookkeeping */
+    CHECK_STATUS(mc_send(g, "by index", 8), MC_OK);
+    char buf[16], src[MC_SOURCE_MAX], want[64];
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, src, sizeof src), MC_OK);
+    snprintf(want, sizeof want, "%s:%d", test_addr(), port);
+    CHECK(len == 8 && strcmp(src, want) == 0);
+    mc_free(g);
+
+    /* Loopback off: another member on this host does not hear the sender. */
+    mc_join_options quiet = default_options();
+    quiet.loopback = false;
+    mc_group *sender = NULL, *listener = NULL;
+    port = next_port++;
+    CHECK_STATUS(mc_join_with_options("239.1.3.2", port, &quiet, &sender), MC_OK);
+    CHECK_STATUS(mc_join("239.1.3.2", port, NULL, &listener), MC_OK);
+    CHECK_STATUS(mc_send(sender, "unheard", 7), MC_OK);
+    CHECK_STATUS(mc_receive(listener, 0.3, buf, sizeof buf, &len, NULL, 0), MC_TIMEOUT);
+    CHECK_STATUS(mc_send(listener, "heard", 5), MC_OK); /* listener's loopback is on */
+    CHECK_STATUS(mc_receive(listener, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK(len == 5 && memcmp(buf, "heard", 5) == 0);
+    mc_free(sender);
+    mc_free(listener);
+}
+
+static void test_event_loop(void) {
+    mc_group *g = join_or_die("239.1.3.3", next_port++);
+    int fd = -1;
+    CHECK_STATUS(mc_fd(g, &fd), MC_OK);
+    CHECK(fd >= 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 0) == 0); /* nothing queued yet */
+    CHECK_STATUS(mc_send(g, "one", 3), MC_OK);
+    CHECK_STATUS(mc_send(g, "two", 3), MC_OK);
+    CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN));
+    /* Drain without blocking, as an event loop does. */
+    char buf[8];
+    size_t len = 0;
+    int drained = 0;
+    mc_status s;
+    while ((s = mc_receive(g, 0, buf, sizeof buf, &len, NULL, 0)) == MC_OK) drained++;
+    CHECK_STATUS(s, MC_TIMEOUT);
+    CHECK(drained == 2);
+    CHECK(poll(&p, 1, 0) == 0);
+    mc_close(g);
+    CHECK_STATUS(mc_fd(g, &fd), MC_ERR_CLOSED);
+    LAST_ERROR_HAS("group is closed");
+    size_t granted = 0;
+    CHECK_STATUS(mc_receive_buffer_size(g, &granted), MC_ERR_CLOSED);
+    mc_free(g);
+}
+
+static void test_catalogue_options(void) {
+    mc_group *g = NULL;
+    mc_join_options o;
+    int fd = 0;
+    size_t size = 0;
+    CATALOGUE("`mc_join_options_init` options NULL", mc_join_options_init(NULL, MC_JOIN_OPTIONS_VERSION), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join_options_init` version 0", mc_join_options_init(&o, 0), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join_options_init` version from a newer header", mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION + 1), MC_ERR_INVALID_ARGUMENT);
+    o = default_options();
+    o.version = 99;
+    CATALOGUE("`mc_join_with_options` options of an unknown version", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o = default_options();
+    CATALOGUE("`mc_join_with_options` out NULL", mc_join_with_options("239.1.1.1", 9999, &o, NULL), MC_ERR_INVALID_ARGUMENT);
+    o.ttl = 0;
+    CATALOGUE("`mc_join_with_options` ttl 0", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.ttl = 256;
+    CATALOGUE("`mc_join_with_options` ttl 256", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.ttl = -1;
+    CATALOGUE("`mc_join_with_options` ttl -1", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o = default_options();
+    o.interface_name = "mc0";
+    o.interface_index = 1;
+    CATALOGUE("`mc_join_with_options` interface name and index", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o = default_options();
+    o.interface_index = 999999;
+    CATALOGUE("`mc_join_with_options` unknown interface index", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INTERFACE);
+    o = default_options();
+    o.interface_name = "\xff";
+    CATALOGUE("`mc_join_with_options` interface_name not UTF-8", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o = default_options();
+    o.receive_buffer_size = (size_t)1 << 40;
+    CATALOGUE("`mc_join_with_options` receive buffer 1 TiB", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    CHECK(g == NULL);
+    CATALOGUE("`mc_fd` group NULL", mc_fd(NULL, &fd), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive_buffer_size` group NULL", mc_receive_buffer_size(NULL, &size), MC_ERR_INVALID_ARGUMENT);
+    g = join_or_die("239.1.2.22", next_port++);
+    CATALOGUE("`mc_fd` out_fd NULL", mc_fd(g, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive_buffer_size` out NULL", mc_receive_buffer_size(g, NULL), MC_ERR_INVALID_ARGUMENT);
+    mc_close(g);
+    CATALOGUE("`mc_fd` after close", mc_fd(g, &fd), MC_ERR_CLOSED);
+    mc_free(g);
+}
+
 /* Bad inputs and faults, one row each in the README's catalogue. */
 static void test_catalogue(void) {
     mc_group *g = NULL;
@@ -390,6 +525,7 @@ static void test_catalogue(void) {
     mc_free(g);
     free(big);
     free(long_text);
+    test_catalogue_options();
 }
 
 /* With the descriptor limit reached, mc_join fails cleanly and works again afterwards. */
@@ -438,6 +574,8 @@ int main(int argc, char **argv) {
         test_null_arguments();
         test_round_trip_and_properties();
         test_interface_choice();
+        test_join_options();
+        test_event_loop();
         test_sizes();
         test_small_buffers_lose_nothing();
         test_timeouts();

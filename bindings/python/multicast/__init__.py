@@ -62,7 +62,23 @@ for _name in ("mc_group_addr", "mc_local_addr"):
 _lib.mc_port.argtypes = [_group_p]
 _lib.mc_last_error.restype = ctypes.c_char_p
 _lib.mc_version.restype = ctypes.c_char_p
-for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close"):
+
+
+class _JoinOptions(ctypes.Structure):
+    """mc_join_options, layout version 1 (MC_JOIN_OPTIONS_VERSION)."""
+    _fields_ = [("version", ctypes.c_uint32), ("interface_name", ctypes.c_char_p),
+                ("interface_index", ctypes.c_uint32), ("ttl", ctypes.c_int32),
+                ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t)]
+
+
+_JOIN_OPTIONS_VERSION = 1
+_lib.mc_join_options_init.argtypes = [ctypes.POINTER(_JoinOptions), ctypes.c_uint32]
+_lib.mc_join_with_options.argtypes = [ctypes.c_char_p, ctypes.c_int32,
+                                      ctypes.POINTER(_JoinOptions), ctypes.POINTER(_group_p)]
+_lib.mc_fd.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int)]
+_lib.mc_receive_buffer_size.argtypes = [_group_p, ctypes.POINTER(ctypes.c_size_t)]
+for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "mc_join_options_init",
+              "mc_join_with_options", "mc_fd", "mc_receive_buffer_size"):
     getattr(_lib, _name).restype = ctypes.c_int
 
 _OK, _TIMEOUT = 0, 1
@@ -163,10 +179,33 @@ class Group:
             timeout = -1.0
         if isinstance(timeout, float) and math.isnan(timeout):
             raise InvalidArgumentError("timeout must be a number of seconds, not NaN")
+        return self._receive(float(timeout))
+
+    def receive_now(self):
+        """Returns a datagram already queued, or None at once: what an event loop calls
+        once ``fileno()`` is readable."""
+        return self._receive(0.0)
+
+    def fileno(self):
+        """The socket descriptor, readable while a datagram is queued, so a Group works
+        with select, selectors and asyncio's add_reader. Do not read or close it."""
+        fd = ctypes.c_int(-1)
+        _check(_lib.mc_fd(self._handle, ctypes.byref(fd)))
+        return fd.value
+
+    @property
+    def receive_buffer_size(self):
+        """The socket receive buffer the kernel granted (Linux doubles the request and
+        caps it at net.core.rmem_max)."""
+        size = ctypes.c_size_t(0)
+        _check(_lib.mc_receive_buffer_size(self._handle, ctypes.byref(size)))
+        return size.value
+
+    def _receive(self, timeout):
         buf = ctypes.create_string_buffer(_RECEIVE_CAPACITY)
         source = ctypes.create_string_buffer(_SOURCE_MAX)
         length = ctypes.c_size_t(0)
-        status = _check(_lib.mc_receive(self._handle, float(timeout), buf, len(buf),
+        status = _check(_lib.mc_receive(self._handle, timeout, buf, len(buf),
                                         ctypes.byref(length), source, len(source)))
         if status == _TIMEOUT:
             return None
@@ -191,14 +230,30 @@ class Group:
         return f"<multicast.Group {self.local_addr}>"
 
 
-def join(group_addr, port, interface=""):
+def join(group_addr, port, interface="", *, ttl=1, loopback=True, interface_index=0,
+         receive_buffer=0):
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
-    the kernel's choice."""
+    the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
+    whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
+    (0: the kernel's default; see ``Group.receive_buffer_size`` for what was granted)."""
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidArgumentError("port must be between 1 and 65535")
+    for name, value, limit in (("ttl", ttl, 2**31 - 1), ("interface_index", interface_index, 2**32 - 1),
+                               ("receive_buffer", receive_buffer, 2**63 - 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or not -2**31 <= value <= limit:
+            raise InvalidArgumentError(f"{name} must be an integer in range, not {value!r}")
+    if receive_buffer < 0 or interface_index < 0:
+        raise InvalidArgumentError("interface_index and receive_buffer must not be negative")
+    options = _JoinOptions()
+    _check(_lib.mc_join_options_init(ctypes.byref(options), _JOIN_OPTIONS_VERSION))
+    options.interface_name = _text(interface or "", "interface")
+    options.interface_index = interface_index
+    options.ttl = ttl
+    options.loopback = bool(loopback)
+    options.receive_buffer_size = receive_buffer
     handle = _group_p()
-    _check(_lib.mc_join(_text(group_addr, "group_addr"), port,
-                        _text(interface or "", "interface"), ctypes.byref(handle)))
+    _check(_lib.mc_join_with_options(_text(group_addr, "group_addr"), port, ctypes.byref(options),
+                                     ctypes.byref(handle)))
     return Group(handle)
 
 

@@ -119,3 +119,35 @@ def test_context_manager_closes():
 def test_version_matches_cargo():
     cargo = (pathlib.Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
     assert multicast.version() == re.search(r'^version = "(.*)"', cargo, re.M).group(1)
+
+
+def test_join_options_and_event_loop():
+    import select
+    import socket
+    port = next(_ports)
+    g = multicast.join("239.4.1.1", port, ttl=9, receive_buffer=4096,
+                       interface_index=socket.if_nametoindex(os.environ["MC_TEST_IFACE"]))
+    quiet = multicast.join("239.4.1.1", port, loopback=False)
+    try:
+        assert g.receive_buffer_size == 8192
+        sock = socket.socket(fileno=os.dup(g.fileno()))
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 9
+        sock.close()  # closes the duplicate only
+        assert select.select([g], [], [], 0)[0] == []
+        quiet.send("unheard")
+        g.send("heard")
+        assert select.select([g], [], [], 5)[0] == [g]
+        assert g.receive_now()["data"] == b"heard"
+        assert g.receive_now() is None
+    finally:
+        g.close()
+        quiet.close()
+    with pytest.raises(multicast.ClosedError):
+        g.fileno()
+
+
+@pytest.mark.parametrize("kwargs", [{"ttl": 0}, {"ttl": 256}, {"ttl": "1"}, {"receive_buffer": -1},
+                                    {"interface": "mc0", "interface_index": 1}])
+def test_join_option_errors(kwargs):
+    with pytest.raises(multicast.InvalidArgumentError):
+        multicast.join("239.4.1.2", next(_ports), **kwargs)

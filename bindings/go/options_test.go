@@ -1,0 +1,120 @@
+package multicast_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	multicast "github.com/libmulticast/libmulticast/bindings/go"
+)
+
+func joinWith(t *testing.T, group string, port int, opts multicast.JoinOptions) *multicast.Group {
+	t.Helper()
+	g, err := multicast.JoinWithOptions(group, port, opts)
+	if err != nil {
+		t.Fatalf("JoinWithOptions(%s, %+v): %v", group, opts, err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+func TestJoinOptionsTTLAndIndex(t *testing.T) {
+	iface, err := net.InterfaceByName(os.Getenv("MC_TEST_IFACE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uniquePort()
+	g := joinWith(t, "239.3.1.1", port, multicast.JoinOptions{InterfaceIndex: iface.Index, TTL: 16})
+	fd, err := g.Fd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := syscall.GetsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_MULTICAST_TTL); err != nil || ttl != 16 {
+		t.Fatalf("IP_MULTICAST_TTL = %d, %v; want 16", ttl, err)
+	}
+	if err := g.Send("x"); err != nil {
+		t.Fatal(err)
+	}
+	if msg := receive(t, g); msg.Source != os.Getenv("MC_TEST_ADDR")+":"+strconv.Itoa(port) {
+		t.Fatalf("source %q", msg.Source)
+	}
+}
+
+func TestJoinOptionsErrors(t *testing.T) {
+	for _, opts := range []multicast.JoinOptions{{TTL: 256}, {TTL: -1}, {Interface: "mc0", InterfaceIndex: 1}} {
+		if _, err := multicast.JoinWithOptions("239.3.1.2", uniquePort(), opts); !errors.Is(err, multicast.ErrInvalidArgument) {
+			t.Errorf("%+v: %v, want ErrInvalidArgument", opts, err)
+		}
+	}
+	if _, err := multicast.JoinWithOptions("239.3.1.2", uniquePort(), multicast.JoinOptions{InterfaceIndex: 999999}); !errors.Is(err, multicast.ErrInterface) {
+		t.Errorf("unknown index: %v, want ErrInterface", err)
+	}
+}
+
+func TestLoopbackOff(t *testing.T) {
+	port := uniquePort()
+	sender := joinWith(t, "239.3.1.3", port, multicast.JoinOptions{DisableLoopback: true})
+	listener := joinWith(t, "239.3.1.3", port, multicast.JoinOptions{})
+	if err := sender.Send("unheard"); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := listener.Receive(300 * time.Millisecond); msg != nil || err != nil {
+		t.Fatalf("listener heard a loopback-off send: %v, %v", msg, err)
+	}
+}
+
+func TestReceiveBufferSize(t *testing.T) {
+	g := joinWith(t, "239.3.1.4", uniquePort(), multicast.JoinOptions{ReceiveBufferSize: 4096})
+	if size, err := g.ReceiveBufferSize(); err != nil || size != 8192 {
+		t.Fatalf("ReceiveBufferSize = %d, %v; want 8192 (Linux doubles the request)", size, err)
+	}
+}
+
+// An event loop waits on Fd, then drains with ReceiveNow.
+func TestFdReadinessAndReceiveNow(t *testing.T) {
+	g := join(t, "239.3.1.5")
+	fd, err := g.Fd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readable := func(wait time.Duration) bool {
+		var set syscall.FdSet
+		set.Bits[fd/64] |= 1 << (uint(fd) % 64)
+		tv := syscall.NsecToTimeval(wait.Nanoseconds())
+		n, err := syscall.Select(fd+1, &set, nil, nil, &tv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	if readable(0) {
+		t.Fatal("readable before any send")
+	}
+	g.Send("a")
+	g.Send("b")
+	if !readable(5 * time.Second) {
+		t.Fatal("not readable after sends")
+	}
+	var got []string
+	for {
+		msg, err := g.ReceiveNow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg == nil {
+			break
+		}
+		got = append(got, string(msg.Data))
+	}
+	if len(got) != 2 || got[0] != "a" || got[1] != "b" || readable(0) {
+		t.Fatalf("drained %q", got)
+	}
+	g.Close()
+	if _, err := g.Fd(); !errors.Is(err, multicast.ErrClosed) {
+		t.Fatalf("Fd after Close: %v", err)
+	}
+}

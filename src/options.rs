@@ -1,0 +1,146 @@
+//! How a group is joined: interface, TTL, loopback and receive buffer.
+//!
+//! `Group::join` covers the common case; [`JoinOptions`] covers the rest without
+//! growing `join`'s argument list (the C API mirrors it with a versioned struct).
+
+use crate::error::{Error, Result};
+
+/// The IPv4 TTL of sent datagrams by default: 1 keeps them on the local link, as scriptling does.
+pub const DEFAULT_TTL: u32 = 1;
+
+/// Options for [`Group::join_with`](crate::Group::join_with). Start from
+/// `JoinOptions::default()` (kernel's interface, TTL 1, loopback on, kernel's buffer)
+/// and change what you need:
+///
+/// ```
+/// use multicast::JoinOptions;
+/// let options = JoinOptions::default().interface("eth0").ttl(4).loopback(false);
+/// assert_eq!(options.ttl, 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinOptions {
+    /// An interface name (`eth0`) or one of this host's IPv4 addresses; `""` for none.
+    pub interface: String,
+    /// A kernel interface index (`ip link` shows it); 0 for none. At most one of
+    /// `interface` and `interface_index` may be set.
+    pub interface_index: u32,
+    /// Time to live of sent datagrams, 1..=255 (1: this link only).
+    pub ttl: u32,
+    /// Whether this host's own members (this handle included) hear what it sends.
+    pub loopback: bool,
+    /// Requested socket receive buffer in bytes (`SO_RCVBUF`); 0 keeps the kernel's
+    /// default. Linux caps it at `net.core.rmem_max` without an error, so read back
+    /// what was granted with [`Group::receive_buffer_size`](crate::Group::receive_buffer_size).
+    pub receive_buffer: usize,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            interface: String::new(),
+            interface_index: 0,
+            ttl: DEFAULT_TTL,
+            loopback: true,
+            receive_buffer: 0,
+        }
+    }
+}
+
+impl JoinOptions {
+    /// Joins and sends on the interface named `spec` (a name or an IPv4 address).
+    pub fn interface(mut self, spec: &str) -> Self {
+        self.interface = spec.to_owned();
+        self
+    }
+
+    /// Joins and sends on the interface with kernel index `index`.
+    pub fn interface_index(mut self, index: u32) -> Self {
+        self.interface_index = index;
+        self
+    }
+
+    /// Sets the TTL of sent datagrams (1..=255).
+    pub fn ttl(mut self, ttl: u32) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Turns multicast loopback on or off.
+    pub fn loopback(mut self, on: bool) -> Self {
+        self.loopback = on;
+        self
+    }
+
+    /// Requests a socket receive buffer of `bytes` (0: the kernel's default).
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.receive_buffer = bytes;
+        self
+    }
+
+    /// Refuses combinations no socket can have, before any socket is opened.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(1..=255).contains(&self.ttl) {
+            return Err(Error::invalid(format!(
+                "ttl must be between 1 and 255, not {}",
+                self.ttl
+            )));
+        }
+        if !self.interface.trim().is_empty() && self.interface_index != 0 {
+            return Err(Error::invalid(
+                "name the interface by name/address or by index, not both",
+            ));
+        }
+        if self.receive_buffer > i32::MAX as usize {
+            return Err(Error::invalid(format!(
+                "receive buffer of {} bytes is larger than the largest the kernel accepts ({})",
+                self.receive_buffer,
+                i32::MAX
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn defaults_match_join() {
+        let o = JoinOptions::default();
+        assert_eq!((o.ttl, o.loopback, o.receive_buffer), (1, true, 0));
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn ttl_range() {
+        for ttl in [0, 256, u32::MAX] {
+            let e = JoinOptions::default().ttl(ttl).validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().starts_with("ttl must be between 1 and 255"));
+        }
+        for ttl in [1, 64, 255] {
+            assert!(JoinOptions::default().ttl(ttl).validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn interface_by_name_and_index_conflict() {
+        let e = JoinOptions::default()
+            .interface("eth0")
+            .interface_index(2)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn oversized_receive_buffer() {
+        let e = JoinOptions::default()
+            .receive_buffer(usize::MAX)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+}
