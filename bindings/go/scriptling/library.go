@@ -1,0 +1,276 @@
+// Package multicast is scriptling's scriptling.net.multicast module backed by
+// libmulticast: a drop-in for github.com/paularlott/scriptling/extlibs/net/multicast.
+//
+//	import scriptlingmulticast "github.com/libmulticast/libmulticast/bindings/go/scriptling"
+//	scriptlingmulticast.Register(p)
+//
+// Scripts keep working unchanged. Where scriptling's own module is wrong, this one is
+// right, and says so in the README: no cross-talk between groups on one port, the
+// interface may also be named by address, a receive interrupted by close() reports
+// "group is closed", and an oversized message is refused with a clear error.
+package multicast
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	mc "github.com/libmulticast/libmulticast/bindings/go"
+	"github.com/paularlott/scriptling/conversion"
+	scerrors "github.com/paularlott/scriptling/errors"
+	"github.com/paularlott/scriptling/extlibs"
+	"github.com/paularlott/scriptling/object"
+)
+
+const (
+	// LibraryName is the name scripts import, the same as scriptling's own module.
+	LibraryName = "scriptling.net.multicast"
+	// LibraryDesc is the library's one-line description.
+	LibraryDesc = "UDP multicast group messaging (libmulticast)"
+)
+
+var (
+	library     *object.Library
+	libraryOnce sync.Once
+	// open holds every group not yet closed, so extlibs.ResetRuntime can close them.
+	open = struct {
+		sync.Mutex
+		m map[*mc.Group]struct{}
+	}{m: make(map[*mc.Group]struct{})}
+)
+
+// Register registers scriptling.net.multicast with registrar (a *scriptling.Scriptling).
+// The library is built once per process; extlibs.ResetRuntime closes every open group.
+func Register(registrar interface{ RegisterLibrary(*object.Library) }) {
+	libraryOnce.Do(func() {
+		library = buildLibrary()
+		extlibs.RegisterCleanup(closeAll)
+	})
+	registrar.RegisterLibrary(library)
+}
+
+func closeAll() {
+	open.Lock()
+	defer open.Unlock()
+	for g := range open.m {
+		g.Close()
+	}
+	open.m = make(map[*mc.Group]struct{})
+}
+
+func track(g *mc.Group) {
+	open.Lock()
+	open.m[g] = struct{}{}
+	open.Unlock()
+}
+
+func untrack(g *mc.Group) {
+	open.Lock()
+	delete(open.m, g)
+	open.Unlock()
+}
+
+func buildLibrary() *object.Library {
+	return object.NewLibrary(LibraryName, map[string]*object.Builtin{
+		"join": {Fn: join, HelpText: joinHelp},
+	}, nil, LibraryDesc)
+}
+
+const joinHelp = `join(group_addr, port, interface="", ttl=1) - Join a multicast group
+
+Parameters:
+  group_addr (string): Multicast group address (e.g., "239.1.1.1")
+  port (int): Port number for the multicast group
+  interface (string, optional): Network interface name or address to bind to
+  ttl (int, optional): Multicast TTL, 1..255 (default: 1, local network only)
+
+Returns:
+  Group object with methods: send(), receive(), close()
+  Properties: group_addr, port, local_addr`
+
+// argument returns positional argument i, else keyword name, else nil.
+func argument(args []object.Object, kwargs object.Kwargs, i int, name string) object.Object {
+	if v := kwargs.Get(name); v != nil {
+		return v
+	}
+	if i < len(args) {
+		return args[i]
+	}
+	return nil
+}
+
+func join(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
+	if err := scerrors.MinArgs(args, 1); err != nil {
+		return err
+	}
+	groupAddr, errObj := args[0].AsString()
+	if errObj != nil {
+		return errObj
+	}
+	port := int64(0)
+	if p := argument(args, kwargs, 1, "port"); p != nil {
+		if v, e := p.AsInt(); e == nil {
+			port = v
+		}
+	}
+	if port <= 0 || port > 65535 {
+		return scerrors.NewError("port must be between 1 and 65535")
+	}
+	opts := mc.JoinOptions{TTL: 1}
+	if i := argument(args, kwargs, 2, "interface"); i != nil {
+		if v, e := i.AsString(); e == nil {
+			opts.Interface = v
+		}
+	}
+	if t := argument(args, kwargs, 3, "ttl"); t != nil {
+		v, e := t.AsInt()
+		if e != nil || v < 1 || v > 255 {
+			return scerrors.NewError("ttl must be between 1 and 255")
+		}
+		opts.TTL = int(v)
+	}
+	var g *mc.Group
+	var err error
+	object.RunBlocking(ctx, func() { g, err = mc.JoinWithOptions(groupAddr, int(port), opts) })
+	if err != nil {
+		return scerrors.NewError("%s", joinErrorText(groupAddr, err))
+	}
+	track(g)
+	return groupObject(g, groupAddr)
+}
+
+// joinErrorText keeps scriptling's texts for the errors scripts may match on.
+func joinErrorText(groupAddr string, err error) string {
+	switch {
+	case errors.Is(err, mc.ErrNotMulticast):
+		return fmt.Sprintf("address %s is not a multicast address", groupAddr)
+	case errors.Is(err, mc.ErrInterface), strings.HasPrefix(err.Error(), "invalid multicast address"):
+		return err.Error()
+	default:
+		return "failed to join multicast group: " + err.Error()
+	}
+}
+
+func groupObject(g *mc.Group, groupAddr string) *object.Builtin {
+	return &object.Builtin{
+		Attributes: map[string]object.Object{
+			"send":       &object.Builtin{Fn: sendFn(g), HelpText: sendHelp},
+			"receive":    &object.Builtin{Fn: receiveFn(g), HelpText: receiveHelp},
+			"close":      &object.Builtin{Fn: closeFn(g), HelpText: `close() - Leave the multicast group and close the connection`},
+			"group_addr": object.NewString(groupAddr),
+			"port":       object.NewInteger(int64(g.Port())),
+			"local_addr": object.NewString(g.LocalAddr()),
+		},
+		HelpText: "Multicast group object",
+	}
+}
+
+const sendHelp = `send(message) - Send a message to the multicast group
+
+Parameters:
+  message (string, bytes or dict): Message to send. Dicts are JSON encoded.`
+
+func sendFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) object.Object {
+	return func(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
+		if err := scerrors.MinArgs(args, 1); err != nil {
+			return err
+		}
+		data, errObj := messageBytes(args[0])
+		if errObj != nil {
+			return errObj
+		}
+		var err error
+		object.RunBlocking(ctx, func() { err = g.Send(data) })
+		if err != nil {
+			return scerrors.NewError("%s", prefixed("send failed: ", err))
+		}
+		return &object.Null{}
+	}
+}
+
+// messageBytes is what goes on the wire, as scriptling sends it: a dict as Go's
+// encoding/json writes it, bytes as they are, str as UTF-8, anything else as its text.
+func messageBytes(msg object.Object) ([]byte, object.Object) {
+	switch m := msg.(type) {
+	case *object.Dict:
+		encoded, err := json.Marshal(conversion.ToGo(m))
+		if err != nil {
+			return nil, scerrors.NewError("failed to encode JSON: %s", err.Error())
+		}
+		return encoded, nil
+	case *object.Bytes:
+		return m.BytesValue(), nil
+	case *object.String:
+		return []byte(m.StringValue()), nil
+	}
+	text, errObj := msg.CoerceString()
+	if errObj != nil {
+		return nil, scerrors.NewError("message must be string, bytes, or dict")
+	}
+	return []byte(text), nil
+}
+
+const receiveHelp = `receive(timeout=30) - Receive a message from the multicast group
+
+Parameters:
+  timeout (number, optional): Timeout in seconds (default: 30; <= 0 waits without limit)
+
+Returns:
+  dict with "data" (bytes) and "source" ("ip:port") keys, or None on timeout`
+
+// maxTimeout is where a timeout stops fitting a time.Duration; beyond it, wait forever.
+const maxTimeout = float64(math.MaxInt64) / float64(time.Second)
+
+func receiveFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) object.Object {
+	return func(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
+		timeout := 30.0
+		if t := argument(args, kwargs, 0, "timeout"); t != nil {
+			if v, e := t.AsFloat(); e == nil {
+				timeout = v
+			}
+		}
+		if math.IsNaN(timeout) {
+			return scerrors.NewError("receive failed: timeout must be a number of seconds, not NaN")
+		}
+		wait := time.Duration(0) // <= 0: without limit, as scriptling does
+		if timeout > 0 && timeout < maxTimeout {
+			wait = max(time.Duration(timeout*float64(time.Second)), time.Nanosecond)
+		}
+		var msg *mc.Message
+		var err error
+		object.RunBlocking(ctx, func() { msg, err = g.Receive(wait) })
+		if err != nil {
+			return scerrors.NewError("%s", prefixed("receive failed: ", err))
+		}
+		if msg == nil {
+			return &object.Null{}
+		}
+		return object.NewStringDict(map[string]object.Object{
+			"data":   object.NewBytes(msg.Data),
+			"source": object.NewString(msg.Source),
+		})
+	}
+}
+
+func closeFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) object.Object {
+	return func(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
+		g.Close()
+		untrack(g)
+		return &object.Null{}
+	}
+}
+
+// prefixed puts prefix before err's text unless libmulticast already did
+// ("send failed: group is closed").
+func prefixed(prefix string, err error) string {
+	text := err.Error()
+	if strings.HasPrefix(text, prefix) {
+		return text
+	}
+	return prefix + text
+}
