@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
@@ -22,9 +22,9 @@ use crate::message::{self, Message};
 use crate::options::JoinOptions;
 use crate::sys;
 
-/// A buffer at least this large can never truncate a datagram, so a receive into it
-/// needs no peek first.
-const NO_TRUNCATION_CAPACITY: usize = 65_535;
+/// A buffer at least this large can never truncate a datagram (no IPv4 UDP payload is
+/// larger), so a receive into it needs no peek first.
+const NO_TRUNCATION_CAPACITY: usize = message::MAX_MESSAGE_SIZE;
 
 /// A received datagram's length and sender; the payload is in the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,14 @@ pub struct Group {
     closed: AtomicBool,
     // Held across peek-then-consume so concurrent receivers never split a datagram.
     receive_lock: Mutex<()>,
+    // Whether the last receive found nothing queued. If so, the next one waits in poll
+    // first instead of trying a read that would most likely fail: one syscall fewer per
+    // message in request/response traffic, none more in a stream.
+    queue_was_empty: AtomicBool,
+    // The SO_RCVTIMEO now set on the socket, held by the one receiver that waits inside a
+    // blocking recv (one syscall per datagram, as a raw socket user would). Receivers
+    // that find it taken wait in poll instead, so each keeps its own timeout.
+    blocking_receiver: Mutex<Option<Duration>>,
     destination: SockAddr,
     group_addr: Ipv4Addr,
     port: u16,
@@ -86,6 +94,8 @@ impl Group {
             socket: RwLock::new(Some(socket)),
             closed: AtomicBool::new(false),
             receive_lock: Mutex::new(()),
+            queue_was_empty: AtomicBool::new(false),
+            blocking_receiver: Mutex::new(None),
             destination: SockAddr::from(SocketAddrV4::new(group, port)),
             group_addr: group,
             port,
@@ -122,18 +132,34 @@ impl Group {
         };
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = self.open_socket_or(&guard, "receive")?;
-        loop {
-            if let Some(received) = self.try_receive(socket, buf)? {
-                if self.is_closed() {
-                    return Err(Error::closed("receive"));
+        if buf.len() >= NO_TRUNCATION_CAPACITY && timeout != Timeout::After(Duration::ZERO) {
+            if let Ok(mut current) = self.blocking_receiver.try_lock() {
+                if let Some(result) = self.receive_blocking(socket, timeout, buf, &mut current) {
+                    return result;
                 }
-                return Ok(Some(received));
+            }
+        }
+        let mut poll_first = timeout != Timeout::After(Duration::ZERO)
+            && self.queue_was_empty.load(Ordering::Relaxed);
+        loop {
+            let tried = !std::mem::take(&mut poll_first);
+            if tried {
+                if let Some(received) = self.try_receive(socket, buf)? {
+                    self.queue_was_empty.store(false, Ordering::Relaxed);
+                    if self.is_closed() {
+                        return Err(Error::closed("receive"));
+                    }
+                    return Ok(Some(received));
+                }
+                self.queue_was_empty.store(true, Ordering::Relaxed);
             }
             let wait = match deadline {
                 None | Some(None) => None,
                 Some(Some(d)) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
-                    _ => return Ok(None),
+                    // Time is up, but never without one look at the queue.
+                    _ if tried => return Ok(None),
+                    _ => continue,
                 },
             };
             sys::wait_readable(socket.as_fd(), wait)
@@ -232,6 +258,41 @@ impl Group {
             Some(socket) if !self.is_closed() => Ok(socket),
             _ => Err(Error::closed(operation)),
         }
+    }
+
+    /// One blocking recv under SO_RCVTIMEO, for a buffer that cannot truncate. `None`
+    /// when interrupted by a signal: the caller then waits in poll for the rest.
+    fn receive_blocking(
+        &self,
+        socket: &Socket,
+        timeout: Timeout,
+        buf: &mut [u8],
+        current: &mut Option<Duration>,
+    ) -> Option<Result<Option<Received>>> {
+        // SO_RCVTIMEO of zero means "forever"; the smallest real wait is 1 us.
+        let wanted = match timeout {
+            Timeout::Never => Duration::ZERO,
+            Timeout::After(d) => d.max(Duration::from_micros(1)),
+        };
+        if *current != Some(wanted) {
+            let setting = (!wanted.is_zero()).then_some(wanted);
+            if let Err(e) = socket.set_read_timeout(setting) {
+                return Some(Err(Error::io("receive failed: SO_RCVTIMEO", &e)));
+            }
+            *current = Some(wanted);
+        }
+        let result = match socket.recv_from(sys::as_uninit_mut(buf)) {
+            Ok((len, from)) => match from.as_socket() {
+                Some(source) if !self.is_closed() => Ok(Some(Received { len, source })),
+                // No sender: the socket was shut down by close.
+                _ => Err(Error::closed("receive")),
+            },
+            Err(_) if self.is_closed() => Err(Error::closed("receive")),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(Error::io("receive failed", &e)),
+        };
+        Some(result)
     }
 
     /// One non-blocking attempt; `Ok(None)` when nothing is queued.

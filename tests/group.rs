@@ -236,3 +236,53 @@ fn no_descriptor_leak_over_join_close_cycles() {
     }
     assert_eq!(common::open_fds(), before);
 }
+
+#[test]
+fn each_concurrent_receiver_keeps_its_own_timeout() {
+    // One receiver waits without limit inside a blocking recv; a second, with a short
+    // timeout, must still time out on time, and a close wakes the first.
+    let g = Arc::new(join("239.1.9.1", unique_port()));
+    let forever = {
+        let g = Arc::clone(&g);
+        thread::spawn(move || g.receive_message(Timeout::Never))
+    };
+    thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let short = g
+        .receive_message(Timeout::After(Duration::from_millis(200)))
+        .unwrap();
+    let waited = start.elapsed();
+    assert_eq!(short, None);
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    g.close().unwrap();
+    assert_eq!(
+        forever.join().unwrap().unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+}
+
+#[test]
+fn timed_receives_in_turn_each_honour_their_timeout() {
+    let g = join("239.1.9.2", unique_port());
+    for ms in [150, 30, 150] {
+        let start = Instant::now();
+        assert_eq!(
+            g.receive_message(Timeout::After(Duration::from_millis(ms)))
+                .unwrap(),
+            None
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(ms) && waited < Duration::from_millis(ms + 2000),
+            "{ms} ms: {waited:?}"
+        );
+    }
+    g.send(b"after timeouts").unwrap();
+    assert_eq!(
+        g.receive_message(WAIT).unwrap().unwrap().data,
+        b"after timeouts"
+    );
+}
