@@ -5,6 +5,7 @@
 #   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config file
 #   make header    regenerate include/multicast.h after changing the C API
 #   make fuzz      FUZZ_SECONDS=20 : each libFuzzer target that long (private netns)
+#   make bench     the benchmark pairs (private netns); results and chart in build/bench/
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -18,7 +19,7 @@ B       := build
 LIB     := $(B)/lib
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build lib header c-tests examples test demo fuzz install uninstall clean
+.PHONY: all setup build lib header c-tests examples test demo fuzz bench install uninstall clean
 
 all: lib c-tests examples
 
@@ -65,6 +66,9 @@ demo: setup lib examples
 
 fuzz: setup
 	scripts/fuzz $(FUZZ_SECONDS)
+
+bench: setup
+	scripts/bench
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

@@ -12,28 +12,32 @@
 package multicast
 
 /*
-#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "multicast.h"
 
-// Each wrapper copies mc_last_error() within the same C call that failed: a goroutine
-// may move to another OS thread between two cgo calls, and the message is per thread.
-#define GOMC_ERR_CAP 512
+// Each wrapper returns its status, length and a copy of mc_last_error() by value, taken
+// within the same C call that failed: a goroutine may move to another OS thread between
+// two cgo calls, and the message is per thread. Returning by value means no Go variable
+// has its address passed to C, so nothing escapes to the heap on the hot paths.
+typedef struct {
+	mc_status status;
+	size_t len;  // mc_receive's length, mc_receive_buffer_size's size, mc_fd's descriptor
+	char *err;   // malloc'd copy of the error message on failure, else NULL; Go frees it
+	mc_group *group;
+} gomc_result;
 
-static void gomc_copy_error(mc_status s, char *err) {
-	if (s < 0) snprintf(err, GOMC_ERR_CAP, "%s", mc_last_error());
+static gomc_result gomc_done(mc_status s) {
+	gomc_result r = {s, 0, NULL, NULL};
+	if (s < 0) r.err = strdup(mc_last_error());
+	return r;
 }
 
-static mc_status gomc_join(const char *group, int32_t port, const char *iface, mc_group **out, char *err) {
-	mc_status s = mc_join(group, port, iface, out);
-	gomc_copy_error(s, err);
-	return s;
-}
-
-static mc_status gomc_join_with_options(const char *group, int32_t port, const char *iface,
-                                        uint32_t index, int32_t ttl, bool loopback,
-                                        size_t receive_buffer, mc_group **out, char *err) {
+static gomc_result gomc_join_with_options(const char *group, int32_t port, const char *iface,
+                                          uint32_t index, int32_t ttl, bool loopback,
+                                          size_t receive_buffer) {
 	mc_join_options o;
+	mc_group *g = NULL;
 	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
 	if (s == MC_OK) {
 		o.interface_name = iface;
@@ -41,41 +45,41 @@ static mc_status gomc_join_with_options(const char *group, int32_t port, const c
 		o.ttl = ttl;
 		o.loopback = loopback;
 		o.receive_buffer_size = receive_buffer;
-		s = mc_join_with_options(group, port, &o, out);
+		s = mc_join_with_options(group, port, &o, &g);
 	}
-	gomc_copy_error(s, err);
-	return s;
+	gomc_result r = gomc_done(s);
+	r.group = g;
+	return r;
 }
 
-static mc_status gomc_fd(mc_group *g, int *fd, char *err) {
-	mc_status s = mc_fd(g, fd);
-	gomc_copy_error(s, err);
-	return s;
+static gomc_result gomc_fd(mc_group *g) {
+	int fd = -1;
+	gomc_result r = gomc_done(mc_fd(g, &fd));
+	r.len = (size_t)fd;
+	return r;
 }
 
-static mc_status gomc_receive_buffer_size(mc_group *g, size_t *size, char *err) {
-	mc_status s = mc_receive_buffer_size(g, size);
-	gomc_copy_error(s, err);
-	return s;
+static gomc_result gomc_receive_buffer_size(mc_group *g) {
+	size_t size = 0;
+	gomc_result r = gomc_done(mc_receive_buffer_size(g, &size));
+	r.len = size;
+	return r;
 }
 
-static mc_status gomc_send(mc_group *g, const void *data, size_t len, char *err) {
-	mc_status s = mc_send(g, data, len);
-	gomc_copy_error(s, err);
-	return s;
+static gomc_result gomc_send(mc_group *g, const void *data, size_t len) {
+	return gomc_done(mc_send(g, data, len));
 }
 
-static mc_status gomc_receive(mc_group *g, double timeout, void *buf, size_t cap, size_t *len,
-                              char *source, char *err) {
-	mc_status s = mc_receive(g, timeout, buf, cap, len, source, MC_SOURCE_MAX);
-	gomc_copy_error(s, err);
-	return s;
+// The source text goes to `source` (MC_SOURCE_MAX bytes), the datagram to `buf`.
+static gomc_result gomc_receive(mc_group *g, double timeout, void *buf, size_t cap, char *source) {
+	size_t n = 0;
+	gomc_result r = gomc_done(mc_receive(g, timeout, buf, cap, &n, source, MC_SOURCE_MAX));
+	r.len = n;
+	return r;
 }
 
-static mc_status gomc_close(mc_group *g, char *err) {
-	mc_status s = mc_close(g);
-	gomc_copy_error(s, err);
-	return s;
+static gomc_result gomc_close(mc_group *g) {
+	return gomc_done(mc_close(g));
 }
 */
 import "C"
@@ -90,9 +94,6 @@ import (
 	"time"
 	"unsafe"
 )
-
-// errCap is GOMC_ERR_CAP of the preamble: the bytes kept of an error message.
-const errCap = C.GOMC_ERR_CAP
 
 // MaxMessageSize is the largest message Send accepts (the largest IPv4 UDP payload).
 const MaxMessageSize = C.MC_MAX_MESSAGE_SIZE
@@ -154,13 +155,12 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	defer C.free(unsafe.Pointer(cGroup))
 	cIface := C.CString(opts.Interface)
 	defer C.free(unsafe.Pointer(cIface))
-	var errBuf [errCap]C.char
-	var handle *C.mc_group
-	s := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
-		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), &handle, &errBuf[0])
-	if s != C.MC_OK {
-		return nil, newError(s, &errBuf)
+	r := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
+		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize))
+	if r.status != C.MC_OK {
+		return nil, newError(r)
 	}
+	handle := r.group
 	g := &Group{
 		handle:    handle,
 		groupAddr: C.GoString(C.mc_group_addr(handle)),
@@ -193,17 +193,20 @@ func (g *Group) Send(msg any) error {
 	if len(data) > 0 {
 		ptr = unsafe.Pointer(&data[0])
 	}
-	var errBuf [errCap]C.char
-	s := C.gomc_send(g.handle, ptr, C.size_t(len(data)), &errBuf[0])
+	r := C.gomc_send(g.handle, ptr, C.size_t(len(data)))
 	runtime.KeepAlive(g)
 	runtime.KeepAlive(data)
-	if s != C.MC_OK {
-		return newError(s, &errBuf)
+	if r.status != C.MC_OK {
+		return newError(r)
 	}
 	return nil
 }
 
-var receiveBuffers = sync.Pool{New: func() any { b := make([]byte, 65535); return &b }}
+// receiveBuffers hold a datagram of any size followed by the sender's text.
+var receiveBuffers = sync.Pool{New: func() any { b := make([]byte, receiveCapacity+C.MC_SOURCE_MAX); return &b }}
+
+// receiveCapacity can never truncate a datagram (none is larger than 65,535 bytes).
+const receiveCapacity = 65535
 
 // Receive waits up to timeout for one datagram. It returns nil, nil when the timeout
 // passes with nothing received; timeout <= 0 waits without limit, as in scriptling.
@@ -219,32 +222,28 @@ func (g *Group) receive(seconds float64) (*Message, error) {
 	bufp := receiveBuffers.Get().(*[]byte)
 	defer receiveBuffers.Put(bufp)
 	buf := *bufp
-	var n C.size_t
-	var source [C.MC_SOURCE_MAX]C.char
-	var errBuf [errCap]C.char
-	s := C.gomc_receive(g.handle, C.double(seconds), unsafe.Pointer(&buf[0]), C.size_t(len(buf)),
-		&n, &source[0], &errBuf[0])
+	source := (*C.char)(unsafe.Pointer(&buf[receiveCapacity]))
+	r := C.gomc_receive(g.handle, C.double(seconds), unsafe.Pointer(&buf[0]), receiveCapacity, source)
 	runtime.KeepAlive(g)
-	switch s {
+	switch r.status {
 	case C.MC_OK:
-		data := make([]byte, int(n))
-		copy(data, buf[:n])
-		return &Message{Data: data, Source: C.GoString(&source[0])}, nil
+		data := make([]byte, int(r.len))
+		copy(data, buf[:r.len])
+		return &Message{Data: data, Source: C.GoString(source)}, nil
 	case C.MC_TIMEOUT:
 		return nil, nil
 	default:
-		return nil, newError(s, &errBuf)
+		return nil, newError(r)
 	}
 }
 
 // Close leaves the group and closes its socket. A goroutine blocked in Receive returns
 // an error matching ErrClosed at once. Closing again does nothing.
 func (g *Group) Close() error {
-	var errBuf [errCap]C.char
-	s := C.gomc_close(g.handle, &errBuf[0])
+	r := C.gomc_close(g.handle)
 	runtime.KeepAlive(g)
-	if s != C.MC_OK {
-		return newError(s, &errBuf)
+	if r.status != C.MC_OK {
+		return newError(r)
 	}
 	return nil
 }
@@ -253,14 +252,12 @@ func (g *Group) Close() error {
 // readable while a datagram is queued, and ReceiveNow then takes it without waiting. The descriptor belongs to the Group: never read, write or close it, and
 // stop waiting on it before Close, which closes it.
 func (g *Group) Fd() (int, error) {
-	var fd C.int
-	var errBuf [errCap]C.char
-	s := C.gomc_fd(g.handle, &fd, &errBuf[0])
+	r := C.gomc_fd(g.handle)
 	runtime.KeepAlive(g)
-	if s != C.MC_OK {
-		return -1, newError(s, &errBuf)
+	if r.status != C.MC_OK {
+		return -1, newError(r)
 	}
-	return int(fd), nil
+	return int(r.len), nil
 }
 
 // ReceiveNow returns a datagram already queued, or nil, nil at once when none is: the
@@ -270,14 +267,12 @@ func (g *Group) ReceiveNow() (*Message, error) { return g.receive(0) }
 // ReceiveBufferSize is the socket receive buffer the kernel granted (SO_RCVBUF), which
 // Linux reports doubled and caps at net.core.rmem_max.
 func (g *Group) ReceiveBufferSize() (int, error) {
-	var size C.size_t
-	var errBuf [errCap]C.char
-	s := C.gomc_receive_buffer_size(g.handle, &size, &errBuf[0])
+	r := C.gomc_receive_buffer_size(g.handle)
 	runtime.KeepAlive(g)
-	if s != C.MC_OK {
-		return 0, newError(s, &errBuf)
+	if r.status != C.MC_OK {
+		return 0, newError(r)
 	}
-	return int(size), nil
+	return int(r.len), nil
 }
 
 // GroupAddr is the group address, e.g. "239.1.1.1".
@@ -295,6 +290,8 @@ func (g *Group) String() string { return fmt.Sprintf("multicast.Group(%s)", g.lo
 // Version is the version of the linked libmulticast.
 func Version() string { return C.GoString(C.mc_version()) }
 
-func newError(s C.mc_status, errBuf *[errCap]C.char) error {
-	return &Error{Status: Status(s), Message: C.GoString(&errBuf[0])}
+// newError takes ownership of r.err, the C copy of the message.
+func newError(r C.gomc_result) error {
+	defer C.free(unsafe.Pointer(r.err))
+	return &Error{Status: Status(r.status), Message: C.GoString(r.err)}
 }

@@ -1,0 +1,316 @@
+/*
+ * mcbench: one side of a libmulticast benchmark pair, run by benches/run.py inside
+ * scripts/netns. Each mode runs the same loop over libmulticast ("lib") or over a raw
+ * socket configured exactly as libmulticast configures its own ("raw"), and prints one
+ * JSON object.
+ *
+ *   mcbench send IMPL SIZE SECONDS        send rate (the socket also hears its own sends)
+ *   mcbench recv IMPL SIZE SECONDS [PORT] receive rate while `blast` (or `send`, with
+ *                                         PORT 47000) saturates the group
+ *   mcbench blast SIZE SECONDS            raw sender for recv: as fast as sendto goes
+ *   mcbench ping IMPL COUNT               round trips against `pong`: p50/p99 in us
+ *   mcbench pong IMPL SECONDS             answers pings
+ *   mcbench handles N SECONDS             send+receive rate on one of N joined handles
+ *
+ * malloc and friends are interposed to count heap allocations inside the timed loops.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "multicast.h"
+
+#define GROUP "239.77.0.1"
+#define PORT 47000
+
+/* ---- allocation counting ---- */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+static atomic_long allocations;
+void *malloc(size_t n) { atomic_fetch_add(&allocations, 1); return __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { atomic_fetch_add(&allocations, 1); return __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { atomic_fetch_add(&allocations, 1); return __libc_realloc(p, n); }
+void free(void *p) { __libc_free(p); }
+int posix_memalign(void **out, size_t align, size_t n) {
+    atomic_fetch_add(&allocations, 1);
+    void *p = __libc_memalign(align, n);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "mcbench: %s: %s / %s\n", what, strerror(errno), mc_last_error());
+    exit(1);
+}
+
+/* ---- the two implementations behind one interface ---- */
+typedef struct {
+    int raw;             /* 1: raw socket, 0: libmulticast */
+    mc_group *g;
+    int fd;
+    struct sockaddr_in dest;
+    double timeout; /* SO_RCVTIMEO now set (raw): set once, as a raw user would */
+} side;
+
+/* The socket libmulticast builds in mc_join, built by hand. */
+static int raw_join(const char *group, int port) {
+    const char *ifname = getenv("MC_TEST_IFACE");
+    const char *ifaddr = getenv("MC_TEST_ADDR");
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+    int on = 1, off = 0, ttl = 1;
+    if (fd < 0) die("socket");
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, group, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) die("bind");
+    struct ip_mreqn m = {.imr_multiaddr = a.sin_addr, .imr_ifindex = (int)if_nametoindex(ifname)};
+    if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m) != 0) die("IP_ADD_MEMBERSHIP");
+    struct in_addr out;
+    inet_pton(AF_INET, ifaddr, &out);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &out, sizeof out);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &on, sizeof on);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+    return fd;
+}
+
+static side open_side(const char *impl, const char *group, int port) {
+    side s = {0};
+    s.raw = strcmp(impl, "raw") == 0;
+    s.dest.sin_family = AF_INET;
+    s.dest.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, group, &s.dest.sin_addr);
+    if (s.raw) {
+        s.fd = raw_join(group, port);
+    } else if (mc_join(group, port, getenv("MC_TEST_IFACE"), &s.g) != MC_OK) {
+        die("mc_join");
+    }
+    return s;
+}
+
+static int side_send(side *s, const void *buf, size_t len) {
+    if (s->raw) return sendto(s->fd, buf, len, 0, (struct sockaddr *)&s->dest, sizeof s->dest) == (ssize_t)len;
+    return mc_send(s->g, buf, len) == MC_OK;
+}
+
+/* 1: got one (len in *len), 0: timeout. Both take the sender's address, as a user would. */
+static int side_receive(side *s, void *buf, size_t cap, size_t *len, double timeout) {
+    if (s->raw) {
+        if (timeout > 0 && timeout != s->timeout) {
+            s->timeout = timeout;
+            struct timeval tv = {.tv_sec = (time_t)timeout, .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+            setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        }
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(s->fd, buf, cap, 0, (struct sockaddr *)&from, &fl);
+        if (n < 0) return 0;
+        *len = (size_t)n;
+        return 1;
+    }
+    char source[MC_SOURCE_MAX];
+    mc_status st = mc_receive(s->g, timeout, buf, cap, len, source, sizeof source);
+    if (st == MC_OK) return 1;
+    if (st == MC_TIMEOUT) return 0;
+    die("mc_receive");
+    return 0;
+}
+
+static void side_close(side *s) {
+    if (s->raw) close(s->fd);
+    else mc_free(s->g);
+}
+
+/* ---- modes ---- */
+static int mode_send(const char *impl, size_t size, double seconds) {
+    side s = open_side(impl, GROUP, PORT);
+    char *buf = calloc(1, size);
+    long sent = 0, failed = 0;
+    long allocs_before = atomic_load(&allocations);
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int i = 0; i < 256; i++) {
+            if (side_send(&s, buf, size)) sent++;
+            else failed++;
+        }
+        t = now();
+    }
+    long allocs = atomic_load(&allocations) - allocs_before;
+    printf("{\"mode\":\"send\",\"impl\":\"%s\",\"size\":%zu,\"messages\":%ld,\"failed\":%ld,\"seconds\":%.6f,"
+           "\"rate\":%.1f,\"allocs_per_message\":%.6f}\n",
+           impl, size, sent, failed, t - start, (double)sent / (t - start), (double)allocs / (double)(sent + failed));
+    side_close(&s);
+    free(buf);
+    return 0;
+}
+
+static int mode_recv(const char *impl, size_t size, double seconds, int port) {
+    side s = open_side(impl, GROUP, port);
+    char *buf = malloc(65536);
+    size_t len = 0;
+    long got = 0;
+    /* Wait for the blaster's first datagram, then time a fixed window. */
+    if (!side_receive(&s, buf, 65536, &len, 10.0)) die("no traffic from blast");
+    long allocs_before = atomic_load(&allocations);
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int i = 0; i < 256; i++) {
+            if (side_receive(&s, buf, 65536, &len, 1.0)) got++;
+        }
+        t = now();
+    }
+    long allocs = atomic_load(&allocations) - allocs_before;
+    printf("{\"mode\":\"recv\",\"impl\":\"%s\",\"size\":%zu,\"messages\":%ld,\"seconds\":%.6f,\"rate\":%.1f,"
+           "\"allocs_per_message\":%.6f}\n",
+           impl, size, got, t - start, (double)got / (t - start), got ? (double)allocs / (double)got : 0.0);
+    side_close(&s);
+    free(buf);
+    return 0;
+}
+
+static int mode_blast(size_t size, double seconds) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+    struct in_addr out;
+    inet_pton(AF_INET, getenv("MC_TEST_ADDR"), &out);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &out, sizeof out);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &on, sizeof on);
+    struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons(PORT + 1)};
+    inet_pton(AF_INET, GROUP, &d.sin_addr);
+    char *buf = calloc(1, size);
+    long sent = 0;
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int i = 0; i < 256; i++)
+            if (sendto(fd, buf, size, 0, (struct sockaddr *)&d, sizeof d) == (ssize_t)size) sent++;
+        t = now();
+    }
+    printf("{\"mode\":\"blast\",\"size\":%zu,\"messages\":%ld,\"seconds\":%.6f,\"rate\":%.1f}\n", size, sent,
+           t - start, (double)sent / (t - start));
+    free(buf);
+    return 0;
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Ping-pong on one group: both ends hear their own sends and skip them by tag. */
+static int mode_ping(const char *impl, long count) {
+    side s = open_side(impl, GROUP, PORT + 2);
+    double *rtt = malloc(sizeof(double) * (size_t)count);
+    static char buf[65536];
+    char msg[64];
+    size_t len = 0;
+    long lost = 0;
+    for (long i = 0; i < count; i++) {
+        int n = snprintf(msg, sizeof msg, "P%ld", i);
+        double t0 = now();
+        side_send(&s, msg, (size_t)n);
+        for (;;) {
+            if (!side_receive(&s, buf, sizeof buf, &len, 1.0)) { lost++; rtt[i] = 1.0; break; }
+            buf[len] = '\0';
+            if (buf[0] == 'Q' && atol(buf + 1) == i) { rtt[i] = now() - t0; break; }
+        }
+    }
+    qsort(rtt, (size_t)count, sizeof *rtt, compare_double);
+    printf("{\"mode\":\"ping\",\"impl\":\"%s\",\"count\":%ld,\"lost\":%ld,\"p50_us\":%.2f,\"p99_us\":%.2f}\n", impl,
+           count, lost, rtt[count / 2] * 1e6, rtt[count * 99 / 100] * 1e6);
+    side_send(&s, "X", 1);
+    side_close(&s);
+    free(rtt);
+    return 0;
+}
+
+static int mode_pong(const char *impl, double seconds) {
+    side s = open_side(impl, GROUP, PORT + 2);
+    static char buf[65536];
+    size_t len = 0;
+    double end = now() + seconds;
+    while (now() < end) {
+        if (!side_receive(&s, buf, sizeof buf - 1, &len, 0.5)) continue;
+        if (buf[0] == 'X') break;
+        if (buf[0] != 'P') continue;
+        buf[0] = 'Q';
+        side_send(&s, buf, len);
+    }
+    side_close(&s);
+    return 0;
+}
+
+static long resident_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib;
+}
+
+/* Per-message cost on one handle while N are joined, and memory per handle. */
+static int mode_handles(long n, double seconds) {
+    struct rlimit r = {.rlim_cur = (rlim_t)n + 64, .rlim_max = (rlim_t)n + 64};
+    setrlimit(RLIMIT_NOFILE, &r);
+    long before = resident_kib();
+    mc_group **groups = calloc((size_t)n, sizeof *groups);
+    for (long i = 0; i < n; i++) {
+        char addr[32];
+        snprintf(addr, sizeof addr, "239.78.%ld.%ld", i / 250, i % 250 + 1);
+        if (mc_join(addr, PORT + 3, getenv("MC_TEST_IFACE"), &groups[i]) != MC_OK) die("mc_join");
+    }
+    long after = resident_kib();
+    char buf[64] = {0}, src[MC_SOURCE_MAX];
+    size_t len;
+    long done = 0;
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int i = 0; i < 256; i++) {
+            mc_send(groups[0], buf, 64);
+            if (mc_receive(groups[0], 1.0, buf, sizeof buf, &len, src, sizeof src) == MC_OK) done++;
+        }
+        t = now();
+    }
+    printf("{\"mode\":\"handles\",\"handles\":%ld,\"round_trips\":%ld,\"rate\":%.1f,\"kib_per_handle\":%.2f}\n", n,
+           done, (double)done / (t - start), (double)(after - before) / (double)n);
+    for (long i = 0; i < n; i++) mc_free(groups[i]);
+    free(groups);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (!getenv("MC_NETNS")) {
+        fprintf(stderr, "mcbench: refusing to run outside scripts/netns (no MC_NETNS)\n");
+        return 2;
+    }
+    if (argc == 5 && strcmp(argv[1], "send") == 0) return mode_send(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]));
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "recv") == 0)
+        return mode_recv(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]), argc == 6 ? atoi(argv[5]) : PORT + 1);
+    if (argc == 4 && strcmp(argv[1], "blast") == 0) return mode_blast(strtoul(argv[2], 0, 10), atof(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "ping") == 0) return mode_ping(argv[2], atol(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "pong") == 0) return mode_pong(argv[2], atof(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "handles") == 0) return mode_handles(atol(argv[2]), atof(argv[3]));
+    fprintf(stderr, "usage: see the comment at the top of benches/mcbench.c\n");
+    return 2;
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""libmulticast benchmarks: each pair measured in the same run, sides alternated, several
+rounds, medians and ratios. Run through `make bench` (scripts/bench), which builds the
+programs and enters a private network namespace (scripts/netns) first.
+
+Writes build/bench/results.json (every raw figure), build/bench/results.md (the table)
+and build/bench/rate-vs-size.png (message rate against size per implementation).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C = os.path.join(ROOT, "build", "mcbench")
+GO = os.path.join(ROOT, "build", "mcbench-go")
+OUT = os.path.join(ROOT, "build", "bench")
+SIZES = [64, 1024, 8192, 61440]
+
+
+def run(*args, env=None):
+    out = subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
+                         env=env, timeout=300).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def with_blast(size, seconds, measure):
+    """Runs measure() while a raw sender saturates the receive group."""
+    blast = subprocess.Popen([C, "blast", str(size), str(seconds + 1.0)], stdout=subprocess.PIPE, text=True)
+    try:
+        result = measure()
+    finally:
+        sent = json.loads(blast.communicate(timeout=60)[0].strip().splitlines()[-1])
+    result["blast_rate"] = sent["rate"]
+    return result
+
+
+def ping_pong(impl, count):
+    pong = subprocess.Popen([C, "pong", impl, "60"])
+    time.sleep(0.2)
+    try:
+        return run(C, "ping", impl, count)
+    finally:
+        pong.wait(timeout=60)
+
+
+def alternate(rounds, sides, measure):
+    """Each round measures every side; the order rotates so no side always goes first."""
+    results = {side: [] for side in sides}
+    for r in range(rounds):
+        order = sides[r % len(sides):] + sides[:r % len(sides)]
+        for side in order:
+            results[side].append(measure(side))
+    return results
+
+
+def median(results, key):
+    return statistics.median(r[key] for r in results)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--pings", type=int, default=5000)
+    ap.add_argument("--smoke", action="store_true", help="a few thousand messages: checks the benchmark runs")
+    ap.add_argument("--skip-members", action="store_true")
+    args = ap.parse_args()
+    if os.environ.get("MC_NETNS") != "1":
+        sys.exit("benches/run.py: run through scripts/bench (needs the private network namespace)")
+    if args.smoke:
+        args.rounds, args.seconds, args.pings = 1, 0.05, 200
+    os.makedirs(OUT, exist_ok=True)
+    rows, raw = [], {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds}
+    secs = args.seconds
+
+    def pair(what, lib, base, key, target, higher_is_better=True, note=""):
+        ratio = lib / base if base else float("nan")
+        met = (ratio >= target) if higher_is_better else (ratio <= target)
+        rows.append((what, lib, base, ratio, target, higher_is_better, met, note))
+        print(f"{what:38s} lib {lib:12,.1f}  base {base:12,.1f}  ratio {ratio:5.2f}", flush=True)
+
+    # Send rate, C: mc_send against sendto on an identical socket.
+    raw["send"] = {}
+    for size in SIZES:
+        res = alternate(args.rounds, ["lib", "raw"], lambda impl: run(C, "send", impl, size, secs))
+        raw["send"][size] = res
+        pair(f"send {size} B (msg/s)", median(res["lib"], "rate"), median(res["raw"], "rate"), "rate", 0.95)
+
+    # Receive rate while a raw sender saturates the group.
+    raw["recv"] = {}
+    for size in [64, 1024]:
+        res = alternate(args.rounds, ["lib", "raw"],
+                        lambda impl: with_blast(size, secs, lambda: run(C, "recv", impl, size, secs)))
+        raw["recv"][size] = res
+        delivered = median(res["lib"], "rate") / median(res["lib"], "blast_rate")
+        pair(f"receive {size} B (msg/s)", median(res["lib"], "rate"), median(res["raw"], "rate"), "rate", 0.95,
+             note=f"lib took {delivered:.0%} of what was sent")
+
+    # Round trip between two processes.
+    res = alternate(args.rounds, ["lib", "raw"], lambda impl: ping_pong(impl, args.pings))
+    raw["latency"] = res
+    pair("round trip p50 (us)", median(res["lib"], "p50_us"), median(res["raw"], "p50_us"), "p50_us", 1.10,
+         higher_is_better=False)
+    pair("round trip p99 (us)", median(res["lib"], "p99_us"), median(res["raw"], "p99_us"), "p99_us", float("inf"),
+         higher_is_better=False, note="reported")
+
+    # Go: the binding against the standard library as scriptling uses it.
+    raw["go_send"], raw["go_recv"] = {}, {}
+    for size in SIZES:
+        res = alternate(args.rounds, ["lib", "std"], lambda impl: run(GO, "send", impl, size, secs))
+        raw["go_send"][size] = res
+        pair(f"Go send {size} B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
+    res = alternate(args.rounds, ["lib", "std"],
+                    lambda impl: with_blast(64, secs, lambda: run(GO, "recv", impl, 64, secs)))
+    raw["go_recv"][64] = res
+    pair("Go receive 64 B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
+
+    # Heap allocations per message inside mc_send / mc_receive (interposed malloc).
+    allocs = max(r["allocs_per_message"] for size in SIZES for r in raw["send"][size]["lib"])
+    allocs = max([allocs] + [r["allocs_per_message"] for size in raw["recv"] for r in raw["recv"][size]["lib"]])
+    rows.append(("heap allocations per message", allocs, 0, None, 0, False, allocs == 0, "mc_send and mc_receive"))
+    print(f"allocations per message: {allocs}")
+
+    # Scale: joined handles per process.
+    raw["handles"] = {}
+    for n in ([1, 10] if args.smoke else [1, 10, 100, 1000]):
+        res = [run(C, "handles", n, secs) for _ in range(args.rounds)]
+        raw["handles"][n] = res
+        print(f"handles {n:5d}: {median(res, 'rate'):12,.1f} round trips/s, "
+              f"{median(res, 'kib_per_handle'):.1f} KiB per handle", flush=True)
+
+    # Scale: members on a bridge, one sender (host 1), the others receiving.
+    raw["members"] = {}
+    if not args.skip_members:
+        for n in ([1, 2] if args.smoke else [1, 4, 16]):
+            raw["members"][n] = [members(n, secs) for _ in range(args.rounds)]
+            m = raw["members"][n]
+            print(f"members {n:3d}: send {median(m, 'send_rate'):12,.1f} msg/s, each member received "
+                  f"{median(m, 'min_member_rate'):12,.1f} msg/s (slowest)", flush=True)
+
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+    table = render(rows, raw)
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(table)
+    print()
+    print(table)
+    if not args.smoke:
+        chart(raw)
+
+
+def members(n, secs):
+    """n hosts on a bridge: host 1 sends 64 B for secs, hosts 2..n count what they get."""
+    script = (
+        f'for i in $(seq 2 {n}); do "$MC_LAN_HOST" $i {C} recv lib 64 {secs} 47000 > "$MC_LAN_DIR/r$i" & done; '
+        f'sleep 0.3; "$MC_LAN_HOST" 1 {C} send lib 64 {secs + 1.0} > "$MC_LAN_DIR/s"; wait; '
+        f'cat "$MC_LAN_DIR/s"; for i in $(seq 2 {n}); do cat "$MC_LAN_DIR/r$i"; done'
+    )
+    out = subprocess.run([os.path.join(ROOT, "scripts", "lan"), str(n), "--", "bash", "-c", script],
+                         check=True, capture_output=True, text=True, timeout=300).stdout.splitlines()
+    sent = json.loads(out[0])
+    received = [json.loads(line)["rate"] for line in out[1:]]
+    return {"send_rate": sent["rate"], "min_member_rate": min(received) if received else 0.0,
+            "member_rates": received}
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def render(rows, raw):
+    m = raw["machine"]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, {m['date']}; "
+           f"{raw['rounds']} rounds of {raw['seconds']} s, medians, veth pair in a private namespace.", "",
+           "| what | libmulticast | baseline | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
+    for what, lib, base, ratio, target, higher, met, note in rows:
+        tgt = "reported" if target == float("inf") else (f">= {target}" if higher else f"<= {target}")
+        r = "" if ratio is None else f"{ratio:.2f}"
+        out.append(f"| {what} | {lib:,.1f} | {base:,.1f} | {r} | {tgt} | {'yes' if met else 'no'}"
+                   f"{' (' + note + ')' if note else ''} |")
+    if raw["handles"]:
+        out += ["", "| joined handles | round trips/s on one | KiB per handle |", "|---:|---:|---:|"]
+        for n, res in raw["handles"].items():
+            out.append(f"| {n} | {median(res, 'rate'):,.0f} | {median(res, 'kib_per_handle'):.1f} |")
+    if raw["members"]:
+        out += ["", "| members on the bridge | sender msg/s | slowest member msg/s |", "|---:|---:|---:|"]
+        for n, res in raw["members"].items():
+            slowest = f"{median(res, 'min_member_rate'):,.0f}" if n > 1 else "(no receiver)"
+            out.append(f"| {n} | {median(res, 'send_rate'):,.0f} | {slowest} |")
+    return "\n".join(out) + "\n"
+
+
+def chart(raw):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no matplotlib: chart skipped (scripts/bench installs it)")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = [("C mc_send (libmulticast)", raw["send"], "lib"), ("C sendto (raw socket)", raw["send"], "raw"),
+              ("Go binding Send", raw["go_send"], "lib"), ("Go net.UDPConn.WriteToUDP", raw["go_send"], "std")]
+    for label, data, side in series:
+        sizes = sorted(data)
+        ax.plot(sizes, [median(data[s][side], "rate") for s in sizes], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("messages per second (median)")
+    ax.set_title("Send rate by message size (veth, private namespace)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "rate-vs-size.png"), dpi=110)
+    print(f"chart: {os.path.join(OUT, 'rate-vs-size.png')}")
+
+
+if __name__ == "__main__":
+    main()
