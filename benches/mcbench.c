@@ -11,6 +11,9 @@
  *   mcbench ping IMPL COUNT               round trips against `pong`: p50/p99 in us
  *   mcbench pong IMPL SECONDS             answers pings
  *   mcbench handles N SECONDS             send+receive rate on one of N joined handles
+ *   mcbench bsend SIZE SECONDS PORT MIXED mc_send_batch, 64 per call (MIXED=1: sizes vary)
+ *   mcbench brecv SIZE SECONDS PORT GRO   mc_receive_batch, 64 slots (GRO=1: UDP_GRO on)
+ *   mcbench send raw SIZE SECONDS PORT    the per-message baseline for the batch pairs
  *
  * malloc and friends are interposed to count heap allocations inside the timed loops.
  */
@@ -143,8 +146,8 @@ static void side_close(side *s) {
 }
 
 /* ---- modes ---- */
-static int mode_send(const char *impl, size_t size, double seconds) {
-    side s = open_side(impl, GROUP, PORT);
+static int mode_send(const char *impl, size_t size, double seconds, int port) {
+    side s = open_side(impl, GROUP, port);
     char *buf = calloc(1, size);
     long sent = 0, failed = 0;
     long allocs_before = atomic_load(&allocations);
@@ -299,12 +302,85 @@ static int mode_handles(long n, double seconds) {
     return 0;
 }
 
+#define BATCH 64
+/* Mixed sizes: no two neighbours equal, so every datagram goes through sendmmsg. */
+static const size_t mixed_sizes[] = {64, 100, 200, 500, 1000, 1400, 300, 80};
+
+static int mode_bsend(size_t size, double seconds, int port, int mixed) {
+    /* GRO on the sender's own handle too: it hears its own runs, and a socket without
+     * GRO makes the kernel split every run back into datagrams on the way in. */
+    mc_join_options o;
+    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
+    o.interface_name = getenv("MC_TEST_IFACE");
+    o.gro = true;
+    mc_group *g = NULL;
+    if (mc_join_with_options(GROUP, port, &o, &g) != MC_OK) die("mc_join_with_options");
+    static char payload[BATCH][1500];
+    mc_datagram batch[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        batch[i].data = payload[i];
+        batch[i].len = mixed ? mixed_sizes[i % 8] : size;
+    }
+    long sent = 0, calls = 0;
+    long allocs_before = atomic_load(&allocations);
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int i = 0; i < 16; i++) {
+            size_t n = 0;
+            if (mc_send_batch(g, batch, BATCH, &n) != MC_OK) die("mc_send_batch");
+            sent += (long)n;
+            calls++;
+        }
+        t = now();
+    }
+    long allocs = atomic_load(&allocations) - allocs_before;
+    printf("{\"mode\":\"bsend\",\"impl\":\"lib\",\"size\":%zu,\"mixed\":%d,\"messages\":%ld,\"seconds\":%.6f,"
+           "\"rate\":%.1f,\"allocs_per_call\":%.4f}\n",
+           size, mixed, sent, t - start, (double)sent / (t - start), (double)allocs / (double)calls);
+    mc_free(g);
+    return 0;
+}
+
+static int mode_brecv(size_t size, double seconds, int port, int gro) {
+    mc_join_options o;
+    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
+    o.interface_name = getenv("MC_TEST_IFACE");
+    o.gro = gro != 0;
+    mc_group *g = NULL;
+    if (mc_join_with_options(GROUP, port, &o, &g) != MC_OK) die("mc_join_with_options");
+    static char bufs[BATCH][2048];
+    mc_received slots[BATCH];
+    size_t n = 0;
+    for (int i = 0; i < BATCH; i++) slots[i] = (mc_received){.buf = bufs[i], .capacity = sizeof bufs[i]};
+    if (mc_receive_batch(g, 10.0, slots, 1, &n) != MC_OK) die("no traffic");
+    long got = 0;
+    double start = now(), end = start + seconds, t = start;
+    while (t < end) {
+        for (int i = 0; i < 16; i++) {
+            if (mc_receive_batch(g, 1.0, slots, BATCH, &n) == MC_OK) got += (long)n;
+        }
+        t = now();
+    }
+    uint32_t dropped = 0;
+    mc_dropped(g, &dropped);
+    printf("{\"mode\":\"brecv\",\"impl\":\"lib\",\"size\":%zu,\"gro\":%d,\"messages\":%ld,\"seconds\":%.6f,"
+           "\"rate\":%.1f,\"dropped\":%u}\n",
+           size, gro, got, t - start, (double)got / (t - start), dropped);
+    mc_free(g);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!getenv("MC_NETNS")) {
         fprintf(stderr, "mcbench: refusing to run outside scripts/netns (no MC_NETNS)\n");
         return 2;
     }
-    if (argc == 5 && strcmp(argv[1], "send") == 0) return mode_send(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]));
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "send") == 0)
+        return mode_send(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]), argc == 6 ? atoi(argv[5]) : PORT);
+    if (argc == 6 && strcmp(argv[1], "bsend") == 0)
+        return mode_bsend(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    if (argc == 6 && strcmp(argv[1], "brecv") == 0)
+        return mode_brecv(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "recv") == 0)
         return mode_recv(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]), argc == 6 ? atoi(argv[5]) : PORT + 1);
     if (argc == 4 && strcmp(argv[1], "blast") == 0) return mode_blast(strtoul(argv[2], 0, 10), atof(argv[3]));

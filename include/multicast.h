@@ -97,6 +97,51 @@ typedef enum mc_status {
 typedef struct mc_group mc_group;
 
 /**
+ * One datagram of mc_send_batch: `len` bytes at `data` (NULL allowed when `len` is 0).
+ */
+typedef struct mc_datagram {
+  /**
+   * The payload; the caller keeps ownership.
+   */
+  const void *data;
+  /**
+   * Its length, 0..MC_MAX_MESSAGE_SIZE.
+   */
+  size_t len;
+} mc_datagram;
+
+/**
+ * One slot of mc_receive_batch. The caller sets `buf` and `capacity`; for each slot
+ * filled, the library sets the rest.
+ */
+typedef struct mc_received {
+  /**
+   * Where the datagram goes (caller-owned).
+   */
+  void *buf;
+  /**
+   * Bytes available at `buf`.
+   */
+  size_t capacity;
+  /**
+   * The datagram's length.
+   */
+  size_t len;
+  /**
+   * The sender as "ip:port", NUL-terminated.
+   */
+  char source[MC_SOURCE_MAX];
+  /**
+   * The address the datagram was sent to (this handle's group), e.g. "239.1.1.1".
+   */
+  char destination[MC_SOURCE_MAX];
+  /**
+   * The kernel index of the interface it arrived on (if_indextoname gives its name).
+   */
+  uint32_t interface_index;
+} mc_received;
+
+/**
  * Options for mc_join_with_options. Declare one, call mc_join_options_init on it, then
  * set the fields you need; the defaults are what mc_join does.
  */
@@ -129,11 +174,69 @@ typedef struct mc_join_options {
    * mc_receive_buffer_size.
    */
   size_t receive_buffer_size;
+  /**
+   * Let the kernel hand over runs of datagrams in one read (UDP_GRO; default false).
+   * The library splits them again, so receivers see the same datagrams with far fewer
+   * system calls; with it on, after mc_fd turns readable, receive until MC_TIMEOUT.
+   */
+  bool gro;
 } mc_join_options;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Sends `count` datagrams to the group in order, in as few system calls as the kernel
+ * allows: runs of equal-sized datagrams (the last of a run may be shorter) go out with
+ * UDP generic segmentation offload, up to 64 per call; the others with sendmmsg. Where
+ * the kernel refuses GSO the library falls back by itself. Receivers see exactly the
+ * datagrams of `count` mc_send calls.
+ *
+ * On MC_OK, `*out_sent` says how many were sent: fewer than `count` means the kernel
+ * stopped taking them (send the rest again to learn why). The caller keeps ownership of
+ * every buffer.
+ * Errors (nothing sent): MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_sent`, `datagrams`
+ * with `count` > 0, or a datagram's NULL `data` with `len` > 0),
+ * MC_ERR_MESSAGE_TOO_LARGE (any datagram over MC_MAX_MESSAGE_SIZE; checked first),
+ * MC_ERR_CLOSED, MC_ERR_IO.
+ * Thread-safety: safe from any thread, concurrently with every call but mc_free.
+ */
+enum mc_status mc_send_batch(struct mc_group *group,
+                             const struct mc_datagram *datagrams,
+                             size_t count,
+                             size_t *out_sent);
+
+/**
+ * Receives up to `count` datagrams into `slots`: waits up to `timeout_seconds` (as in
+ * mc_receive) for the first, then takes whatever else is already queued without
+ * waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT).
+ *
+ * Each slot gets the datagram, its sender, the group it was sent to and the interface
+ * it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
+ * or, if it is the first, the call fails with MC_ERR_BUFFER_TOO_SMALL and the slot's
+ * `len` set to the size needed.
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_count`, `slots` with `count` > 0,
+ * a slot's NULL `buf` with `capacity` > 0, NaN timeout), MC_ERR_BUFFER_TOO_SMALL,
+ * MC_ERR_CLOSED, MC_ERR_IO.
+ * Thread-safety: safe from any thread, concurrently with every call but mc_free;
+ * concurrent receivers get distinct datagrams.
+ */
+enum mc_status mc_receive_batch(struct mc_group *group,
+                                double timeout_seconds,
+                                struct mc_received *slots,
+                                size_t count,
+                                size_t *out_count);
+
+/**
+ * Writes to `*out` how many datagrams the kernel dropped for this handle's socket
+ * because its receive buffer was full (SO_RXQ_OVFL), as of the last datagram received:
+ * loss made visible. Raise it with mc_join_options.receive_buffer_size.
+ *
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out`).
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_dropped(const struct mc_group *group, uint32_t *out);
 
 /**
  * Joins the IPv4 multicast group `group_addr` (e.g. "239.1.1.1"; a literal, never a

@@ -7,15 +7,16 @@
 //! [`ErrorKind::Closed`] and release the read side, and only then does `close` take the
 //! write side and close the descriptor.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
 use crate::address::{self, Timeout};
+use crate::datagram;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::{self, Interface};
 use crate::message::{self, Message};
@@ -26,13 +27,30 @@ use crate::sys;
 /// larger), so a receive into it needs no peek first.
 const NO_TRUNCATION_CAPACITY: usize = message::MAX_MESSAGE_SIZE;
 
-/// A received datagram's length and sender; the payload is in the caller's buffer.
+/// A received datagram's length, sender and delivery metadata; the payload is in the
+/// caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
     /// How many bytes of the buffer hold the datagram.
     pub len: usize,
     /// The sender's address and port.
     pub source: SocketAddr,
+    /// The address the datagram was sent to: this handle's group (IP_PKTINFO).
+    pub destination: Option<IpAddr>,
+    /// The kernel index of the interface it arrived on (IP_PKTINFO).
+    pub interface_index: Option<u32>,
+}
+
+/// A GRO run the kernel handed over in one read, served to receivers one datagram at a
+/// time. Only handles joined with `gro` have one.
+#[derive(Debug)]
+struct Coalesced {
+    buf: Vec<u8>,
+    len: usize,
+    offset: usize,
+    segment: usize,
+    remaining: usize,
+    meta: datagram::RecvMeta,
 }
 
 /// A joined multicast group. All methods take `&self` and are safe to call from any
@@ -51,6 +69,15 @@ pub struct Group {
     // blocking recv (one syscall per datagram, as a raw socket user would). Receivers
     // that find it taken wait in poll instead, so each keeps its own timeout.
     blocking_receiver: Mutex<Option<Duration>>,
+    // With UDP_GRO on, the run being handed out; None for handles without GRO.
+    coalesced: Option<Mutex<Coalesced>>,
+    // Whether UDP_SEGMENT sends work here; cleared the first time the kernel refuses.
+    gso: AtomicBool,
+    // Segments must fit the path MTU unfragmented; the smallest size refused so far
+    // (EMSGSIZE/EINVAL), above which runs go out with sendmmsg instead.
+    gso_size_limit: AtomicUsize,
+    // The kernel's last reported count of datagrams dropped for a full buffer.
+    dropped: AtomicU32,
     destination: SockAddr,
     group_addr: Ipv4Addr,
     port: u16,
@@ -96,6 +123,19 @@ impl Group {
             receive_lock: Mutex::new(()),
             queue_was_empty: AtomicBool::new(false),
             blocking_receiver: Mutex::new(None),
+            coalesced: options.gro.then(|| {
+                Mutex::new(Coalesced {
+                    buf: vec![0; 65_535],
+                    len: 0,
+                    offset: 0,
+                    segment: 0,
+                    remaining: 0,
+                    meta: datagram::RecvMeta::default(),
+                })
+            }),
+            gso: AtomicBool::new(true),
+            gso_size_limit: AtomicUsize::new(usize::MAX),
+            dropped: AtomicU32::new(0),
             destination: SockAddr::from(SocketAddrV4::new(group, port)),
             group_addr: group,
             port,
@@ -132,7 +172,10 @@ impl Group {
         };
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = self.open_socket_or(&guard, "receive")?;
-        if buf.len() >= NO_TRUNCATION_CAPACITY && timeout != Timeout::After(Duration::ZERO) {
+        if self.coalesced.is_none()
+            && buf.len() >= NO_TRUNCATION_CAPACITY
+            && timeout != Timeout::After(Duration::ZERO)
+        {
             if let Ok(mut current) = self.blocking_receiver.try_lock() {
                 if let Some(result) = self.receive_blocking(socket, timeout, buf, &mut current) {
                     return result;
@@ -168,6 +211,122 @@ impl Group {
                 return Err(Error::closed("receive"));
             }
         }
+    }
+
+    /// Sends each of `datagrams` as its own datagram, in order, in as few system calls as
+    /// the kernel allows: runs of equal-sized datagrams (the last of a run may be
+    /// shorter) go out with UDP generic segmentation offload, one call per run of up to
+    /// 64; the rest with sendmmsg. Receivers see exactly the datagrams of one-by-one sends.
+    ///
+    /// Returns how many were sent; fewer than `datagrams.len()` means the kernel stopped
+    /// taking them (send the rest again to learn why). An error means none was sent. A
+    /// datagram over the size limit fails the whole batch before anything is sent.
+    pub fn send_batch(&self, datagrams: &[&[u8]]) -> Result<usize> {
+        for d in datagrams {
+            message::check_size(d.len())?;
+        }
+        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let socket = self.open_socket_or(&guard, "send")?;
+        let mut sent = 0;
+        while sent < datagrams.len() {
+            let rest = &datagrams[sent..];
+            let run = self.gso_run(rest);
+            if run >= 2 {
+                match datagram::send_gso(socket, &rest[..run], &self.destination) {
+                    Ok(()) => {
+                        sent += run;
+                        continue;
+                    }
+                    Err(e) if gso_too_big(&e) => {
+                        self.gso_size_limit
+                            .fetch_min(rest[0].len() - 1, Ordering::Relaxed);
+                    }
+                    Err(e) if gso_unsupported(&e) => self.gso.store(false, Ordering::Relaxed),
+                    Err(e) => return self.batch_result(sent, &e),
+                }
+            }
+            // Up to the next run worth a GSO call (or all of it, once GSO is off).
+            let stretch = (1..rest.len())
+                .find(|&i| self.gso_run(&rest[i..]) >= 2)
+                .unwrap_or(rest.len());
+            match sys::sendmmsg(socket.as_fd(), &rest[..stretch], &self.destination) {
+                Ok(0) => return Ok(sent),
+                Ok(n) => sent += n,
+                Err(e) => return self.batch_result(sent, &e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// How many datagrams from the start of `rest` one GSO send can carry here (1: none).
+    fn gso_run(&self, rest: &[&[u8]]) -> usize {
+        let usable = self.gso.load(Ordering::Relaxed)
+            && rest
+                .first()
+                .is_some_and(|d| d.len() <= self.gso_size_limit.load(Ordering::Relaxed));
+        if usable {
+            gso_run(rest)
+        } else {
+            rest.len().min(1)
+        }
+    }
+
+    fn batch_result(&self, sent: usize, err: &std::io::Error) -> Result<usize> {
+        match sent {
+            0 if self.is_closed() => Err(Error::closed("send")),
+            0 => Err(self.send_error(err)),
+            _ => Ok(sent),
+        }
+    }
+
+    /// Receives up to `bufs.len()` datagrams, one per buffer, recording each in
+    /// `received` (which must be as long): waits up to `timeout` for the first, then takes
+    /// whatever else is already queued without waiting. Returns how many were filled (0 on
+    /// timeout). A datagram larger than its buffer stays queued; the batch ends before it
+    /// (or fails with [`ErrorKind::BufferTooSmall`] if it is the first).
+    pub fn receive_batch(
+        &self,
+        timeout: Timeout,
+        bufs: &mut [&mut [u8]],
+        received: &mut [Option<Received>],
+    ) -> Result<usize> {
+        let count = bufs.len().min(received.len());
+        let Some(first) = bufs.first_mut().filter(|_| count > 0) else {
+            return Ok(0);
+        };
+        received[0] = self.receive(timeout, first)?;
+        if received[0].is_none() {
+            return Ok(0);
+        }
+        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let socket = self.open_socket_or(&guard, "receive")?;
+        let mut filled = 1;
+        if let Some(coalesced) = &self.coalesced {
+            // One lock for the whole batch: most of it comes out of one GRO run.
+            let mut run = coalesced.lock().unwrap_or_else(PoisonError::into_inner);
+            while filled < count {
+                match self.try_receive_coalesced(socket, bufs[filled], &mut run) {
+                    Ok(Some(r)) => received[filled] = Some(r),
+                    Ok(None) | Err(_) => break,
+                }
+                filled += 1;
+            }
+            return Ok(filled);
+        }
+        while filled < count {
+            match self.try_receive(socket, bufs[filled]) {
+                Ok(Some(r)) => received[filled] = Some(r),
+                Ok(None) | Err(_) => break,
+            }
+            filled += 1;
+        }
+        Ok(filled)
+    }
+
+    /// How many datagrams the kernel dropped for this socket because its receive buffer
+    /// was full (SO_RXQ_OVFL), as of the last datagram received: loss you can see.
+    pub fn dropped(&self) -> u32 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Receives one datagram as an owned [`Message`]; `Ok(None)` on timeout.
@@ -281,12 +440,8 @@ impl Group {
             }
             *current = Some(wanted);
         }
-        let result = match socket.recv_from(sys::as_uninit_mut(buf)) {
-            Ok((len, from)) => match from.as_socket() {
-                Some(source) if !self.is_closed() => Ok(Some(Received { len, source })),
-                // No sender: the socket was shut down by close.
-                _ => Err(Error::closed("receive")),
-            },
+        let result = match datagram::recv_with_meta(socket, buf, 0) {
+            Ok(meta) => self.accept(meta).map(Some),
             Err(_) if self.is_closed() => Err(Error::closed("receive")),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return None,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
@@ -297,6 +452,10 @@ impl Group {
 
     /// One non-blocking attempt; `Ok(None)` when nothing is queued.
     fn try_receive(&self, socket: &Socket, buf: &mut [u8]) -> Result<Option<Received>> {
+        if let Some(coalesced) = &self.coalesced {
+            let mut run = coalesced.lock().unwrap_or_else(PoisonError::into_inner);
+            return self.try_receive_coalesced(socket, buf, &mut run);
+        }
         let _serialised = self
             .receive_lock
             .lock()
@@ -310,14 +469,65 @@ impl Group {
                 Err(e) => return Err(Error::io("receive failed", &e)),
             }
         }
-        match socket.recv_from_with_flags(sys::as_uninit_mut(buf), libc::MSG_DONTWAIT) {
-            Ok((len, from)) => match from.as_socket() {
-                Some(source) => Ok(Some(Received { len, source })),
-                // No sender: the socket was shut down by close.
-                None => Err(Error::closed("receive")),
-            },
+        match datagram::recv_with_meta(socket, buf, libc::MSG_DONTWAIT) {
+            Ok(meta) => self.accept(meta).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(Error::io("receive failed", &e)),
+        }
+    }
+
+    /// Under GRO: hands out the next datagram of the current run, reading a new run
+    /// when it is used up. A datagram larger than `buf` stays for the next call.
+    fn try_receive_coalesced(
+        &self,
+        socket: &Socket,
+        buf: &mut [u8],
+        run: &mut Coalesced,
+    ) -> Result<Option<Received>> {
+        if run.remaining == 0 {
+            let meta = match datagram::recv_with_meta(socket, &mut run.buf, libc::MSG_DONTWAIT) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(Error::io("receive failed", &e)),
+            };
+            let received = self.accept(meta)?;
+            run.len = received.len;
+            run.offset = 0;
+            run.segment = meta.segment.filter(|&s| s > 0).unwrap_or(run.len);
+            run.remaining = if run.len == 0 {
+                1
+            } else {
+                run.len.div_ceil(run.segment)
+            };
+            run.meta = meta;
+        }
+        let size = run.segment.min(run.len - run.offset);
+        let capacity = buf.len();
+        let out = buf
+            .get_mut(..size)
+            .ok_or_else(|| Error::buffer_too_small(size, capacity))?;
+        out.copy_from_slice(&run.buf[run.offset..run.offset + size]);
+        run.offset += size;
+        run.remaining -= 1;
+        let mut received = self.accept(run.meta)?;
+        received.len = size;
+        Ok(Some(received))
+    }
+
+    /// Turns what recvmsg reported into a `Received`, noting the drop counter.
+    fn accept(&self, meta: datagram::RecvMeta) -> Result<Received> {
+        if let Some(dropped) = meta.dropped {
+            self.dropped.store(dropped, Ordering::Relaxed);
+        }
+        match meta.source {
+            Some(source) if !self.is_closed() => Ok(Received {
+                len: meta.len,
+                source,
+                destination: meta.destination,
+                interface_index: meta.interface_index,
+            }),
+            // No sender: the socket was shut down by close.
+            _ => Err(Error::closed("receive")),
         }
     }
 
@@ -350,6 +560,42 @@ impl Drop for Group {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// How many datagrams from the start of `rest` one GSO send can carry: equal sizes, the
+/// last possibly shorter, at most 64, all within one UDP payload.
+fn gso_run(rest: &[&[u8]]) -> usize {
+    let size = rest.first().map_or(0, |d| d.len());
+    if size == 0 {
+        return rest.len().min(1);
+    }
+    let limit = datagram::MAX_GSO_SEGMENTS.min(message::MAX_MESSAGE_SIZE / size);
+    let mut run = 1;
+    while run < rest.len() && run < limit && rest[run].len() == size {
+        run += 1;
+    }
+    let total = run * size;
+    if run < rest.len()
+        && run < limit
+        && (1..size).contains(&rest[run].len())
+        && total + rest[run].len() <= message::MAX_MESSAGE_SIZE
+    {
+        run += 1;
+    }
+    run
+}
+
+/// The segment size does not fit the path MTU unfragmented.
+fn gso_too_big(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMSGSIZE | libc::EINVAL))
+}
+
+/// The kernel or the device cannot do UDP GSO at all.
+fn gso_unsupported(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
 }
 
 fn membership_interface(interface: Option<&Interface>) -> InterfaceIndexOrAddress {
@@ -392,6 +638,16 @@ fn open_socket(
         socket
             .set_multicast_if_v4(&i.ipv4)
             .map_err(setup("IP_MULTICAST_IF"))?;
+    }
+    // Delivery metadata: the group and arrival interface of each datagram, and the
+    // kernel's drop counter. Both only add a few bytes to each recvmsg.
+    sys::set_int_option(socket.as_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+        .map_err(setup("IP_PKTINFO"))?;
+    sys::set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+        .map_err(setup("SO_RXQ_OVFL"))?;
+    if options.gro {
+        sys::set_int_option(socket.as_fd(), libc::SOL_UDP, datagram::UDP_GRO, 1)
+            .map_err(setup("UDP_GRO"))?;
     }
     socket
         .set_multicast_loop_v4(options.loopback)

@@ -29,6 +29,7 @@ pub mod interface;
 pub mod message;
 pub mod options;
 
+mod datagram;
 mod ffi;
 mod sys;
 

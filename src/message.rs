@@ -107,6 +107,16 @@ pub(crate) fn format_source(
     Ok(w.len)
 }
 
+/// Writes an IP address as text into `out`; returns the bytes written.
+pub(crate) fn format_source_ip(
+    addr: &std::net::IpAddr,
+    out: &mut [u8],
+) -> std::result::Result<usize, fmt::Error> {
+    let mut w = SliceWriter { buf: out, len: 0 };
+    write!(w, "{addr}")?;
+    Ok(w.len)
+}
+
 struct SliceWriter<'a> {
     buf: &'a mut [u8],
     len: usize,

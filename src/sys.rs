@@ -18,6 +18,88 @@ pub(crate) fn as_uninit_mut(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
+/// An address buffer for recvmsg that reads as "no address" (AF_UNSPEC) unless the kernel
+/// writes a sender into it: after a shutdown, recvmsg returns with no sender at all.
+pub(crate) fn empty_sockaddr() -> socket2::SockAddr {
+    let len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: an all-zero sockaddr_storage is a valid AF_UNSPEC address of that length.
+    unsafe { socket2::SockAddr::new(socket2::SockAddrStorage::zeroed(), len) }
+}
+
+/// Sets an integer socket option socket2 has no setter for.
+pub(crate) fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is one c_int, passed with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sends each of `datagrams` to `dest` as its own datagram with one sendmmsg call per
+/// up to 64; returns how many the kernel took (fewer on a later error).
+pub(crate) fn sendmmsg(
+    fd: BorrowedFd<'_>,
+    datagrams: &[&[u8]],
+    dest: &socket2::SockAddr,
+) -> io::Result<usize> {
+    const CHUNK: usize = 64;
+    let mut sent = 0;
+    for chunk in datagrams.chunks(CHUNK) {
+        let mut iovs: [libc::iovec; CHUNK] = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; CHUNK];
+        // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+        let mut msgs: [libc::mmsghdr; CHUNK] = unsafe { std::mem::zeroed() };
+        for (i, data) in chunk.iter().enumerate() {
+            iovs[i] = libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+        }
+        for (i, msg) in msgs.iter_mut().take(chunk.len()).enumerate() {
+            msg.msg_hdr.msg_name = dest.as_ptr() as *mut libc::c_void;
+            msg.msg_hdr.msg_namelen = dest.len();
+            msg.msg_hdr.msg_iov = &mut iovs[i];
+            msg.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: each header points at one iovec over a live caller slice and at `dest`,
+        // all valid for the duration of the call; the kernel only reads the payloads.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                chunk.len() as libc::c_uint,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return if sent > 0 { Ok(sent) } else { Err(err) };
+        }
+        sent += n as usize;
+        if (n as usize) < chunk.len() {
+            break;
+        }
+    }
+    Ok(sent)
+}
+
 /// Waits until `fd` is readable (or hung up), or `timeout` passes. `None` waits forever.
 /// Returns whether it became readable. Retries on EINTR with the time that is left.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {

@@ -118,3 +118,26 @@ func TestFdReadinessAndReceiveNow(t *testing.T) {
 		t.Fatalf("Fd after Close: %v", err)
 	}
 }
+
+func TestSendBatchWithGRO(t *testing.T) {
+	port := uniquePort()
+	sender := joinWith(t, "239.3.1.6", port, multicast.JoinOptions{GRO: true})
+	receiver := joinWith(t, "239.3.1.6", port, multicast.JoinOptions{GRO: true, ReceiveBufferSize: 1 << 20})
+	var msgs [][]byte
+	for i := 0; i < 100; i++ {
+		msgs = append(msgs, []byte(strconv.Itoa(1000+i))) // equal sizes: one GSO run per 64
+	}
+	msgs = append(msgs, []byte("odd one"), nil)
+	if n, err := sender.SendBatch(msgs); err != nil || n != len(msgs) {
+		t.Fatalf("SendBatch = %d, %v", n, err)
+	}
+	for i, want := range msgs {
+		msg := receive(t, receiver)
+		if string(msg.Data) != string(want) {
+			t.Fatalf("datagram %d = %q, want %q", i, msg.Data, want)
+		}
+	}
+	if _, err := sender.SendBatch([][]byte{make([]byte, multicast.MaxMessageSize+1)}); !errors.Is(err, multicast.ErrMessageTooLarge) {
+		t.Fatalf("oversized batch: %v", err)
+	}
+}

@@ -15,7 +15,7 @@ use crate::options::JoinOptions;
 
 /// A joined multicast group (opaque). Created by mc_join, released by mc_free.
 pub struct mc_group {
-    group: Group,
+    pub(super) group: Group,
     // The property texts live as long as the handle, so the getters can lend them.
     group_addr: CString,
     local_addr: CString,

@@ -11,6 +11,7 @@ use std::ffi::{c_char, c_void, CStr};
 
 use crate::error::{Error, ErrorKind};
 
+mod batch;
 mod group;
 mod options;
 mod status;
@@ -184,4 +185,52 @@ pub(crate) unsafe fn try_bytes_mut<'a>(
         ));
     }
     Ok(std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len))
+}
+
+/// Borrows `count` elements at `ptr`; NULL is allowed only when `count` is 0.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `count` initialised `T`s live for the lifetime.
+pub(crate) unsafe fn try_slice<'a, T>(
+    ptr: *const T,
+    count: usize,
+    name: &str,
+) -> Result<&'a [T], Error> {
+    if ptr.is_null() {
+        return if count == 0 {
+            Ok(&[])
+        } else {
+            Err(null_argument(name))
+        };
+    }
+    if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Error::invalid(format!(
+            "{name} count {count} is impossible"
+        )));
+    }
+    Ok(std::slice::from_raw_parts(ptr, count))
+}
+
+/// Borrows `count` writable elements at `ptr`; NULL is allowed only when `count` is 0.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `count` initialised, unaliased `T`s live for the lifetime.
+pub(crate) unsafe fn try_slice_mut<'a, T>(
+    ptr: *mut T,
+    count: usize,
+    name: &str,
+) -> Result<&'a mut [T], Error> {
+    if ptr.is_null() {
+        return if count == 0 {
+            Ok(&mut [])
+        } else {
+            Err(null_argument(name))
+        };
+    }
+    if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Error::invalid(format!(
+            "{name} count {count} is impossible"
+        )));
+    }
+    Ok(std::slice::from_raw_parts_mut(ptr, count))
 }

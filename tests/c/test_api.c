@@ -473,6 +473,84 @@ static void test_catalogue_options(void) {
     mc_free(g);
 }
 
+static void test_batches(void) {
+    int port = next_port++;
+    mc_join_options o = default_options();
+    o.interface_name = getenv("MC_TEST_IFACE");
+    o.gro = true;
+    o.receive_buffer_size = 1 << 20;
+    mc_group *g = NULL;
+    CHECK_STATUS(mc_join_with_options("239.1.3.4", port, &o, &g), MC_OK);
+    enum { N = 100 };
+    static unsigned char payload[N][64];
+    mc_datagram out[N];
+    for (int i = 0; i < N; i++) {
+        memset(payload[i], i, sizeof payload[i]);
+        out[i].data = payload[i];
+        out[i].len = i == N - 1 ? 10 : 64; /* a shorter last one ends the GSO run */
+    }
+    size_t sent = 0;
+    CHECK_STATUS(mc_send_batch(g, out, N, &sent), MC_OK);
+    CHECK(sent == N);
+    static unsigned char bufs[16][128];
+    mc_received slots[16];
+    int got = 0, in_order = 1, meta_ok = 1;
+    char want_source[64];
+    snprintf(want_source, sizeof want_source, "%s:%d", test_addr(), port);
+    while (got < N) {
+        for (int i = 0; i < 16; i++) slots[i] = (mc_received){.buf = bufs[i], .capacity = sizeof bufs[i]};
+        size_t n = 0;
+        mc_status s = mc_receive_batch(g, 5.0, slots, 16, &n);
+        if (s != MC_OK) break;
+        for (size_t i = 0; i < n; i++, got++) {
+            size_t want_len = got == N - 1 ? 10 : 64;
+            if (slots[i].len != want_len || bufs[i][0] != got) in_order = 0;
+            if (strcmp(slots[i].source, want_source) != 0 || strcmp(slots[i].destination, "239.1.3.4") != 0 ||
+                slots[i].interface_index != if_nametoindex(getenv("MC_TEST_IFACE")))
+                meta_ok = 0;
+        }
+    }
+    CHECK(got == N);
+    CHECK(in_order);
+    CHECK(meta_ok);
+    size_t n = 7;
+    CHECK_STATUS(mc_receive_batch(g, 0, slots, 16, &n), MC_TIMEOUT);
+    CHECK(n == 0);
+    uint32_t dropped = 99;
+    CHECK_STATUS(mc_dropped(g, &dropped), MC_OK);
+    CHECK(dropped == 0);
+    mc_free(g);
+}
+
+static void test_catalogue_batches(void) {
+    mc_group *g = join_or_die("239.1.2.23", next_port++);
+    size_t n = 0;
+    uint32_t dropped = 0;
+    char buf[16];
+    mc_datagram one = {"x", 1}, null_data = {NULL, 5};
+    static char big[MC_MAX_MESSAGE_SIZE + 1];
+    mc_datagram too_big[2] = {{"x", 1}, {big, sizeof big}};
+    mc_received slot = {.buf = buf, .capacity = sizeof buf}, null_slot = {.buf = NULL, .capacity = 16};
+    CATALOGUE("`mc_send_batch` group NULL", mc_send_batch(NULL, &one, 1, &n), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send_batch` out_sent NULL", mc_send_batch(g, &one, 1, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send_batch` datagrams NULL, count 3", mc_send_batch(g, NULL, 3, &n), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send_batch` a datagram's data NULL, len 5", mc_send_batch(g, &null_data, 1, &n), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_send_batch` second datagram 65508 bytes", mc_send_batch(g, too_big, 2, &n), MC_ERR_MESSAGE_TOO_LARGE);
+    CHECK_STATUS(mc_receive(g, 0.2, buf, sizeof buf, &n, NULL, 0), MC_TIMEOUT); /* nothing went out */
+    CATALOGUE("`mc_receive_batch` slots NULL, count 4", mc_receive_batch(g, 0, NULL, 4, &n), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive_batch` out_count NULL", mc_receive_batch(g, 0, &slot, 1, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive_batch` a slot's buf NULL, capacity 16", mc_receive_batch(g, 0, &null_slot, 1, &n), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_receive_batch` NaN timeout", mc_receive_batch(g, NAN, &slot, 1, &n), MC_ERR_INVALID_ARGUMENT);
+    mc_send(g, big, 100);
+    CATALOGUE("`mc_receive_batch` 100-byte datagram, 16-byte slot", mc_receive_batch(g, 5, &slot, 1, &n), MC_ERR_BUFFER_TOO_SMALL);
+    CHECK(slot.len == 100);
+    CATALOGUE("`mc_dropped` out NULL", mc_dropped(g, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_dropped` group NULL", mc_dropped(NULL, &dropped), MC_ERR_INVALID_ARGUMENT);
+    mc_close(g);
+    CATALOGUE("`mc_send_batch` after close", mc_send_batch(g, &one, 1, &n), MC_ERR_CLOSED);
+    mc_free(g);
+}
+
 /* Bad inputs and faults, one row each in the README's catalogue. */
 static void test_catalogue(void) {
     mc_group *g = NULL;
@@ -526,6 +604,7 @@ static void test_catalogue(void) {
     free(big);
     free(long_text);
     test_catalogue_options();
+    test_catalogue_batches();
 }
 
 /* With the descriptor limit reached, mc_join fails cleanly and works again afterwards. */
@@ -576,6 +655,7 @@ int main(int argc, char **argv) {
         test_interface_choice();
         test_join_options();
         test_event_loop();
+        test_batches();
         test_sizes();
         test_small_buffers_lose_nothing();
         test_timeouts();

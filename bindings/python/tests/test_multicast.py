@@ -151,3 +151,11 @@ def test_join_options_and_event_loop():
 def test_join_option_errors(kwargs):
     with pytest.raises(multicast.InvalidArgumentError):
         multicast.join("239.4.1.2", next(_ports), **kwargs)
+
+
+def test_gro_handle_receives_each_datagram():
+    port = next(_ports)
+    with multicast.join("239.4.1.3", port, gro=True) as g:
+        for text in ("one", "two", "three"):
+            g.send(text)
+        assert [g.receive(timeout=5)["data"] for _ in range(3)] == [b"one", b"two", b"three"]
