@@ -146,15 +146,18 @@ static void side_close(side *s) {
 }
 
 /* ---- modes ---- */
+
+/* Mixed sizes (SIZE 0): no two neighbours equal, so a batch goes through sendmmsg. */
+static const size_t mixed_sizes[] = {64, 100, 200, 500, 1000, 1400, 300, 80};
 static int mode_send(const char *impl, size_t size, double seconds, int port) {
     side s = open_side(impl, GROUP, port);
-    char *buf = calloc(1, size);
+    char *buf = calloc(1, size ? size : 1500);
     long sent = 0, failed = 0;
     long allocs_before = atomic_load(&allocations);
     double start = now(), end = start + seconds, t = start;
     while (t < end) {
         for (int i = 0; i < 256; i++) {
-            if (side_send(&s, buf, size)) sent++;
+            if (side_send(&s, buf, size ? size : mixed_sizes[i % 8])) sent++;
             else failed++;
         }
         t = now();
@@ -303,8 +306,6 @@ static int mode_handles(long n, double seconds) {
 }
 
 #define BATCH 64
-/* Mixed sizes: no two neighbours equal, so every datagram goes through sendmmsg. */
-static const size_t mixed_sizes[] = {64, 100, 200, 500, 1000, 1400, 300, 80};
 
 static int mode_bsend(size_t size, double seconds, int port, int mixed) {
     /* GRO on the sender's own handle too: it hears its own runs, and a socket without
@@ -348,7 +349,8 @@ static int mode_brecv(size_t size, double seconds, int port, int gro) {
     o.gro = gro != 0;
     mc_group *g = NULL;
     if (mc_join_with_options(GROUP, port, &o, &g) != MC_OK) die("mc_join_with_options");
-    static char bufs[BATCH][2048];
+    /* Slots that cannot truncate (65,507 bytes) let the library use recvmmsg. */
+    static char bufs[BATCH][MC_MAX_MESSAGE_SIZE];
     mc_received slots[BATCH];
     size_t n = 0;
     for (int i = 0; i < BATCH; i++) slots[i] = (mc_received){.buf = bufs[i], .capacity = sizeof bufs[i]};

@@ -120,6 +120,18 @@ def main():
     raw["go_recv"][64] = res
     pair("Go receive 64 B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
 
+    # Batches: a sender and a receiver process, libmulticast's batch calls against the
+    # per-message loop on raw sockets. Equal sizes use GSO (and GRO on the receiver);
+    # mixed sizes use sendmmsg and per-message receives.
+    raw["batch"] = {}
+    for label, size, mixed in [("equal-sized runs, 64 B", 64, 0), ("mixed sizes 64-1400 B", 0, 1)]:
+        res = alternate(args.rounds, ["lib", "raw"], lambda impl: pipeline(impl, size, mixed, secs))
+        raw["batch"][label] = res
+        pair(f"batch send, {label} (msg/s)", median(res["lib"], "send_rate"), median(res["raw"], "send_rate"),
+             "send_rate", 10.0 if not mixed else 1.0)
+        pair(f"batch delivered, {label} (msg/s)", median(res["lib"], "recv_rate"), median(res["raw"], "recv_rate"),
+             "recv_rate", 10.0 if not mixed else 1.0)
+
     # Heap allocations per message inside mc_send / mc_receive (interposed malloc).
     allocs = max(r["allocs_per_message"] for size in SIZES for r in raw["send"][size]["lib"])
     allocs = max([allocs] + [r["allocs_per_message"] for size in raw["recv"] for r in raw["recv"][size]["lib"]])
@@ -152,6 +164,24 @@ def main():
     print(table)
     if not args.smoke:
         chart(raw)
+
+
+PIPELINE_PORT = 47010
+
+
+def pipeline(impl, size, mixed, secs):
+    """A receiver process and a sender process on one group; both rates."""
+    if impl == "lib":
+        receiver = [C, "brecv", size or 64, secs, PIPELINE_PORT, 0 if mixed else 1]
+        sender = [C, "bsend", size or 64, secs + 0.7, PIPELINE_PORT, mixed]
+    else:
+        receiver = [C, "recv", "raw", size, secs, PIPELINE_PORT]
+        sender = [C, "send", "raw", size, secs + 0.7, PIPELINE_PORT]
+    rx = subprocess.Popen([str(a) for a in receiver], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.2)
+    sent = run(*sender)
+    got = json.loads(rx.communicate(timeout=60)[0].strip().splitlines()[-1])
+    return {"send_rate": sent["rate"], "recv_rate": got["rate"], "dropped": got.get("dropped")}
 
 
 def members(n, secs):

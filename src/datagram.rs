@@ -73,6 +73,18 @@ pub(crate) fn recv_with_meta(
     Ok(meta)
 }
 
+/// The metadata of one recvmmsg result.
+pub(crate) fn meta_of(result: &sys::MmsgResult) -> RecvMeta {
+    let mut meta = RecvMeta {
+        len: result.len,
+        source: result.source.as_socket(),
+        truncated: result.flags & libc::MSG_TRUNC != 0,
+        ..RecvMeta::default()
+    };
+    parse_control(&result.control[..result.control_len], &mut meta);
+    meta
+}
+
 fn parse_control(mut control: &[u8], meta: &mut RecvMeta) {
     while control.len() >= HEADER {
         let len = usize::from_ne_bytes(control[..LEN_SIZE].try_into().unwrap_or_default());

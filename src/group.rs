@@ -313,6 +313,39 @@ impl Group {
             }
             return Ok(filled);
         }
+        // Buffers that cannot truncate take the rest in one recvmmsg call per 64.
+        if bufs[filled..count]
+            .iter()
+            .all(|b| b.len() >= NO_TRUNCATION_CAPACITY)
+        {
+            let _serialised = self
+                .receive_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut results: [sys::MmsgResult; sys::MMSG_MAX] =
+                std::array::from_fn(|_| sys::MmsgResult {
+                    len: 0,
+                    source: sys::empty_sockaddr(),
+                    flags: 0,
+                    control: [0; sys::MMSG_CONTROL],
+                    control_len: 0,
+                });
+            while filled < count {
+                let end = count.min(filled + sys::MMSG_MAX);
+                let n = match sys::recvmmsg(socket.as_fd(), &mut bufs[filled..end], &mut results) {
+                    Ok(n) => n,
+                    Err(_) => break,
+                };
+                for result in &results[..n] {
+                    received[filled] = Some(self.accept(datagram::meta_of(result))?);
+                    filled += 1;
+                }
+                if filled < end {
+                    break;
+                }
+            }
+            return Ok(filled);
+        }
         while filled < count {
             match self.try_receive(socket, bufs[filled]) {
                 Ok(Some(r)) => received[filled] = Some(r),

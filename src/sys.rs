@@ -100,6 +100,69 @@ pub(crate) fn sendmmsg(
     Ok(sent)
 }
 
+/// What recvmmsg reported for one message: its length, sender, flags and control bytes.
+pub(crate) struct MmsgResult {
+    pub len: usize,
+    pub source: socket2::SockAddr,
+    pub flags: libc::c_int,
+    pub control: [u8; MMSG_CONTROL],
+    pub control_len: usize,
+}
+
+/// Control space per message of recvmmsg (IP_PKTINFO, SO_RXQ_OVFL, UDP_GRO).
+pub(crate) const MMSG_CONTROL: usize = 128;
+/// Messages per recvmmsg call.
+pub(crate) const MMSG_MAX: usize = 64;
+
+/// Receives up to `bufs.len()` (at most 64) queued datagrams in one recvmmsg call without
+/// waiting, one per buffer; fills `out` in order and returns how many arrived.
+pub(crate) fn recvmmsg(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [&mut [u8]],
+    out: &mut [MmsgResult],
+) -> io::Result<usize> {
+    let count = bufs.len().min(out.len()).min(MMSG_MAX);
+    let mut iovs: [libc::iovec; MMSG_MAX] = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MMSG_MAX];
+    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+    let mut msgs: [libc::mmsghdr; MMSG_MAX] = unsafe { std::mem::zeroed() };
+    for i in 0..count {
+        iovs[i] = libc::iovec {
+            iov_base: bufs[i].as_mut_ptr().cast(),
+            iov_len: bufs[i].len(),
+        };
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = out[i].source.as_ptr() as *mut libc::c_void;
+        hdr.msg_namelen = out[i].source.len();
+        hdr.msg_iov = &mut iovs[i];
+        hdr.msg_iovlen = 1;
+        hdr.msg_control = out[i].control.as_mut_ptr().cast();
+        hdr.msg_controllen = MMSG_CONTROL as _;
+    }
+    // SAFETY: every header points at live, exclusively borrowed buffers (payload, address
+    // storage, control) of the lengths given, for the duration of the call.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for i in 0..n as usize {
+        out[i].len = msgs[i].msg_len as usize;
+        out[i].flags = msgs[i].msg_hdr.msg_flags;
+        out[i].control_len = (msgs[i].msg_hdr.msg_controllen as usize).min(MMSG_CONTROL);
+    }
+    Ok(n as usize)
+}
+
 /// Waits until `fd` is readable (or hung up), or `timeout` passes. `None` waits forever.
 /// Returns whether it became readable. Retries on EINTR with the time that is left.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {

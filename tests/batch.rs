@@ -161,3 +161,31 @@ fn oversized_datagram_fails_the_batch_before_sending() {
         None
     );
 }
+
+#[test]
+fn receive_batch_with_large_buffers_uses_one_call_and_loses_nothing() {
+    let port = unique_port();
+    let g = join_with(
+        "239.5.1.6",
+        port,
+        JoinOptions::default().receive_buffer(4 << 20),
+    );
+    let data = payloads(&[1, 64, 1400, 0, 9000, 200, 65_507, 3]);
+    let views: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    assert_eq!(g.send_batch(&views).unwrap(), data.len());
+    let mut storage = vec![vec![0u8; 65_507]; 5];
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| &mut b[..]).collect();
+        let mut received: Vec<Option<Received>> = vec![None; 5];
+        let n = g.receive_batch(WAIT, &mut bufs, &mut received).unwrap();
+        assert!(n > 0);
+        for (buf, r) in bufs.iter().zip(&received).take(n) {
+            let r = r.unwrap();
+            assert_eq!(r.destination.unwrap().to_string(), "239.5.1.6");
+            assert_eq!(r.source.to_string(), format!("{}:{port}", test_addr()));
+            got.push(buf[..r.len].to_vec());
+        }
+    }
+    assert_eq!(got, data);
+}
