@@ -5,6 +5,8 @@
  * JSON object.
  *
  *   mcbench send IMPL SIZE SECONDS        send rate (the socket also hears its own sends)
+ *   mcbench sendpair SIZE SECONDS SLICES  lib and raw send in one process, alternating
+ *                                         slices, so both see the same machine
  *   mcbench recv IMPL SIZE SECONDS [PORT] receive rate while `blast` (or `send`, with
  *                                         PORT 47000) saturates the group
  *   mcbench blast SIZE SECONDS            raw sender for recv: as fast as sendto goes
@@ -167,6 +169,35 @@ static int mode_send(const char *impl, size_t size, double seconds, int port) {
            "\"rate\":%.1f,\"allocs_per_message\":%.6f}\n",
            impl, size, sent, failed, t - start, (double)sent / (t - start), (double)allocs / (double)(sent + failed));
     side_close(&s);
+    free(buf);
+    return 0;
+}
+
+/* Both sides in one process, alternating short slices: background noise hits both. */
+static int mode_sendpair(size_t size, double seconds, int slices) {
+    side sides[2] = {open_side("lib", GROUP, PORT), open_side("raw", GROUP, PORT + 5)};
+    char *buf = calloc(1, size);
+    long sent[2] = {0, 0};
+    double spent[2] = {0, 0};
+    long allocs[2] = {0, 0};
+    double slice = seconds / slices;
+    for (int k = 0; k < 2 * slices; k++) {
+        int i = k % 2 != (k / 2) % 2; /* lib, raw, raw, lib, lib, raw, ... */
+        long allocs_before = atomic_load(&allocations);
+        double start = now(), end = start + slice, t = start;
+        while (t < end) {
+            for (int j = 0; j < 64; j++) sent[i] += side_send(&sides[i], buf, size);
+            t = now();
+        }
+        spent[i] += t - start;
+        allocs[i] += atomic_load(&allocations) - allocs_before;
+    }
+    printf("{\"mode\":\"sendpair\",\"size\":%zu,\"lib_rate\":%.1f,\"raw_rate\":%.1f,\"lib_messages\":%ld,"
+           "\"raw_messages\":%ld,\"allocs_per_message\":%.6f}\n",
+           size, (double)sent[0] / spent[0], (double)sent[1] / spent[1], sent[0], sent[1],
+           (double)allocs[0] / (double)(sent[0] ? sent[0] : 1));
+    side_close(&sides[0]);
+    side_close(&sides[1]);
     free(buf);
     return 0;
 }
@@ -379,6 +410,7 @@ int main(int argc, char **argv) {
     }
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "send") == 0)
         return mode_send(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]), argc == 6 ? atoi(argv[5]) : PORT);
+    if (argc == 5 && strcmp(argv[1], "sendpair") == 0) return mode_sendpair(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]));
     if (argc == 6 && strcmp(argv[1], "bsend") == 0)
         return mode_bsend(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "brecv") == 0)

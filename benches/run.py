@@ -22,15 +22,23 @@ OUT = os.path.join(ROOT, "build", "bench")
 SIZES = [64, 1024, 8192, 61440]
 
 
-def run(*args, env=None):
-    out = subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
-                         env=env, timeout=300).stdout
+# With two or more CPUs, the two ends of a pair run on different CPUs, the same for
+# both implementations, so the scheduler's placement is not part of the comparison.
+PIN = os.cpu_count() and os.cpu_count() >= 2
+
+
+def on_cpu(cpu, args):
+    return (["taskset", "-c", str(cpu)] if PIN else []) + [str(a) for a in args]
+
+
+def run(*args, cpu=0):
+    out = subprocess.run(on_cpu(cpu, args), check=True, capture_output=True, text=True, timeout=300).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def with_blast(size, seconds, measure):
     """Runs measure() while a raw sender saturates the receive group."""
-    blast = subprocess.Popen([C, "blast", str(size), str(seconds + 1.0)], stdout=subprocess.PIPE, text=True)
+    blast = subprocess.Popen(on_cpu(1, [C, "blast", size, seconds + 1.0]), stdout=subprocess.PIPE, text=True)
     try:
         result = measure()
     finally:
@@ -40,7 +48,7 @@ def with_blast(size, seconds, measure):
 
 
 def ping_pong(impl, count):
-    pong = subprocess.Popen([C, "pong", impl, "60"])
+    pong = subprocess.Popen(on_cpu(1, [C, "pong", impl, "60"]))
     time.sleep(0.2)
     try:
         return run(C, "ping", impl, count)
@@ -84,12 +92,15 @@ def main():
         rows.append((what, lib, base, ratio, target, higher_is_better, met, note))
         print(f"{what:38s} lib {lib:12,.1f}  base {base:12,.1f}  ratio {ratio:5.2f}", flush=True)
 
-    # Send rate, C: mc_send against sendto on an identical socket.
+    # Send rate, C: mc_send against sendto on an identical socket, both in one process
+    # alternating short slices (lib, raw, raw, lib, ...), so machine noise hits both.
     raw["send"] = {}
     for size in SIZES:
-        res = alternate(args.rounds, ["lib", "raw"], lambda impl: run(C, "send", impl, size, secs))
-        raw["send"][size] = res
-        pair(f"send {size} B (msg/s)", median(res["lib"], "rate"), median(res["raw"], "rate"), "rate", 0.95)
+        res = [run(C, "sendpair", size, secs, 10) for _ in range(args.rounds)]
+        raw["send"][size] = {"lib": [{"rate": r["lib_rate"], "allocs_per_message": r["allocs_per_message"]} for r in res],
+                             "raw": [{"rate": r["raw_rate"]} for r in res]}
+        pair(f"send {size} B (msg/s)", median(raw["send"][size]["lib"], "rate"),
+             median(raw["send"][size]["raw"], "rate"), "rate", 0.95)
 
     # Receive rate while a raw sender saturates the group.
     raw["recv"] = {}
@@ -177,7 +188,7 @@ def pipeline(impl, size, mixed, secs):
     else:
         receiver = [C, "recv", "raw", size, secs, PIPELINE_PORT]
         sender = [C, "send", "raw", size, secs + 0.7, PIPELINE_PORT]
-    rx = subprocess.Popen([str(a) for a in receiver], stdout=subprocess.PIPE, text=True)
+    rx = subprocess.Popen(on_cpu(1, receiver), stdout=subprocess.PIPE, text=True)
     time.sleep(0.2)
     sent = run(*sender)
     got = json.loads(rx.communicate(timeout=60)[0].strip().splitlines()[-1])

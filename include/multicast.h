@@ -132,11 +132,13 @@ typedef struct mc_received {
    */
   char source[MC_SOURCE_MAX];
   /**
-   * The address the datagram was sent to (this handle's group), e.g. "239.1.1.1".
+   * The address the datagram was sent to (this handle's group), e.g. "239.1.1.1";
+   * "" unless the handle was joined with mc_join_options.packet_info.
    */
   char destination[MC_SOURCE_MAX];
   /**
-   * The kernel index of the interface it arrived on (if_indextoname gives its name).
+   * The kernel index of the interface it arrived on (if_indextoname gives its name);
+   * 0 unless the handle was joined with mc_join_options.packet_info.
    */
   uint32_t interface_index;
 } mc_received;
@@ -180,6 +182,11 @@ typedef struct mc_join_options {
    * system calls; with it on, after mc_fd turns readable, receive until MC_TIMEOUT.
    */
   bool gro;
+  /**
+   * Fill mc_received.destination and interface_index (IP_PKTINFO; default false: it
+   * costs the kernel work per datagram).
+   */
+  bool packet_info;
 } mc_join_options;
 
 #ifdef __cplusplus
@@ -212,8 +219,8 @@ enum mc_status mc_send_batch(struct mc_group *group,
  * mc_receive) for the first, then takes whatever else is already queued without
  * waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT).
  *
- * Each slot gets the datagram, its sender, the group it was sent to and the interface
- * it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
+ * Each slot gets the datagram and its sender, and with the join option packet_info the
+ * group it was sent to and the interface it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
  * or, if it is the first, the call fails with MC_ERR_BUFFER_TOO_SMALL and the slot's
  * `len` set to the size needed.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_count`, `slots` with `count` > 0,

@@ -672,10 +672,12 @@ fn open_socket(
             .set_multicast_if_v4(&i.ipv4)
             .map_err(setup("IP_MULTICAST_IF"))?;
     }
-    // Delivery metadata: the group and arrival interface of each datagram, and the
-    // kernel's drop counter. Both only add a few bytes to each recvmsg.
-    sys::set_int_option(socket.as_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
-        .map_err(setup("IP_PKTINFO"))?;
+    // Delivery metadata: the group and arrival interface of each datagram on request, and
+    // always the kernel's drop counter (free until something is dropped).
+    if options.packet_info {
+        sys::set_int_option(socket.as_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+            .map_err(setup("IP_PKTINFO"))?;
+    }
     sys::set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
         .map_err(setup("SO_RXQ_OVFL"))?;
     if options.gro {

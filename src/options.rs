@@ -37,6 +37,10 @@ pub struct JoinOptions {
     /// calls at high rates. With it on, after the descriptor turns readable, receive
     /// until nothing is left: datagrams of a run already read no longer show there.
     pub gro: bool,
+    /// Record each datagram's destination group and arrival interface (IP_PKTINFO) in
+    /// [`Received`](crate::Received). Off by default: it costs the kernel work per
+    /// datagram, also for the datagrams a full buffer then drops.
+    pub packet_info: bool,
 }
 
 impl Default for JoinOptions {
@@ -48,6 +52,7 @@ impl Default for JoinOptions {
             loopback: true,
             receive_buffer: 0,
             gro: false,
+            packet_info: false,
         }
     }
 }
@@ -86,6 +91,12 @@ impl JoinOptions {
     /// Turns UDP_GRO receive coalescing on or off.
     pub fn gro(mut self, on: bool) -> Self {
         self.gro = on;
+        self
+    }
+
+    /// Turns per-datagram destination and interface reporting (IP_PKTINFO) on or off.
+    pub fn packet_info(mut self, on: bool) -> Self {
+        self.packet_info = on;
         self
     }
 

@@ -189,3 +189,12 @@ fn receive_batch_with_large_buffers_uses_one_call_and_loses_nothing() {
     }
     assert_eq!(got, data);
 }
+
+#[test]
+fn metadata_is_empty_without_packet_info() {
+    let g = join_with("239.5.1.7", unique_port(), JoinOptions::default());
+    g.send(b"x").unwrap();
+    let mut buf = [0u8; 16];
+    let r = g.receive(WAIT, &mut buf).unwrap().unwrap();
+    assert_eq!((r.destination, r.interface_index), (None, None));
+}

@@ -38,9 +38,11 @@ pub struct mc_received {
     pub len: usize,
     /// The sender as "ip:port", NUL-terminated.
     pub source: [c_char; MC_SOURCE_MAX],
-    /// The address the datagram was sent to (this handle's group), e.g. "239.1.1.1".
+    /// The address the datagram was sent to (this handle's group), e.g. "239.1.1.1";
+    /// "" unless the handle was joined with mc_join_options.packet_info.
     pub destination: [c_char; MC_SOURCE_MAX],
-    /// The kernel index of the interface it arrived on (if_indextoname gives its name).
+    /// The kernel index of the interface it arrived on (if_indextoname gives its name);
+    /// 0 unless the handle was joined with mc_join_options.packet_info.
     pub interface_index: u32,
 }
 
@@ -97,8 +99,8 @@ pub unsafe extern "C" fn mc_send_batch(
 /// mc_receive) for the first, then takes whatever else is already queued without
 /// waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT).
 ///
-/// Each slot gets the datagram, its sender, the group it was sent to and the interface
-/// it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
+/// Each slot gets the datagram and its sender, and with the join option packet_info the
+/// group it was sent to and the interface it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
 /// or, if it is the first, the call fails with MC_ERR_BUFFER_TOO_SMALL and the slot's
 /// `len` set to the size needed.
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_count`, `slots` with `count` > 0,

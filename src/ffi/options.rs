@@ -38,6 +38,9 @@ pub struct mc_join_options {
     /// The library splits them again, so receivers see the same datagrams with far fewer
     /// system calls; with it on, after mc_fd turns readable, receive until MC_TIMEOUT.
     pub gro: bool,
+    /// Fill mc_received.destination and interface_index (IP_PKTINFO; default false: it
+    /// costs the kernel work per datagram).
+    pub packet_info: bool,
 }
 
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
@@ -63,6 +66,7 @@ pub unsafe extern "C" fn mc_join_options_init(
             loopback: true,
             receive_buffer_size: 0,
             gro: false,
+            packet_info: false,
         };
         Ok(mc_status::MC_OK)
     }
@@ -98,5 +102,6 @@ pub(super) unsafe fn to_join_options(options: &mc_join_options) -> Result<JoinOp
         loopback: options.loopback,
         receive_buffer: options.receive_buffer_size,
         gro: options.gro,
+        packet_info: options.packet_info,
     })
 }

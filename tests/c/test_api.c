@@ -361,7 +361,7 @@ static int socket_int_option(mc_group *g, int level, int name) {
 static void test_join_options(void) {
     mc_join_options o = default_options();
     CHECK(o.version == MC_JOIN_OPTIONS_VERSION && o.interface_name == NULL && o.interface_index == 0);
-    CHECK(o.ttl == 1 && o.loopback && o.receive_buffer_size == 0);
+    CHECK(o.ttl == 1 && o.loopback && o.receive_buffer_size == 0 && !o.gro && !o.packet_info);
 
     /* Defaults and NULL options both behave as mc_join. */
     mc_group *g = NULL;
@@ -478,6 +478,7 @@ static void test_batches(void) {
     mc_join_options o = default_options();
     o.interface_name = getenv("MC_TEST_IFACE");
     o.gro = true;
+    o.packet_info = true;
     o.receive_buffer_size = 1 << 20;
     mc_group *g = NULL;
     CHECK_STATUS(mc_join_with_options("239.1.3.4", port, &o, &g), MC_OK);

@@ -69,7 +69,7 @@ class _JoinOptions(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("interface_name", ctypes.c_char_p),
                 ("interface_index", ctypes.c_uint32), ("ttl", ctypes.c_int32),
                 ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t),
-                ("gro", ctypes.c_bool)]
+                ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool)]
 
 
 _JOIN_OPTIONS_VERSION = 1
