@@ -79,7 +79,9 @@ fn receive_batch_fills_slots_with_metadata() {
     let g = join_with(
         "239.5.1.2",
         port,
-        JoinOptions::default().interface(&test_iface()),
+        JoinOptions::default()
+            .interface(&test_iface())
+            .packet_info(true),
     );
     let data = payloads(&[10, 20, 30, 40, 50]);
     let views: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
@@ -168,7 +170,9 @@ fn receive_batch_with_large_buffers_uses_one_call_and_loses_nothing() {
     let g = join_with(
         "239.5.1.6",
         port,
-        JoinOptions::default().receive_buffer(4 << 20),
+        JoinOptions::default()
+            .receive_buffer(4 << 20)
+            .packet_info(true),
     );
     let data = payloads(&[1, 64, 1400, 0, 9000, 200, 65_507, 3]);
     let views: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
