@@ -35,6 +35,12 @@
 #define MC_MAX_MESSAGE_SIZE 65507
 
 /**
+ * The largest message mc_send accepts on an IPv6 group (the largest UDP payload over
+ * IPv6 without jumbograms).
+ */
+#define MC_MAX_MESSAGE_SIZE_V6 65527
+
+/**
  * A source buffer of this many bytes holds any sender text ("ip:port") plus its NUL.
  */
 #define MC_SOURCE_MAX 64
@@ -187,6 +193,11 @@ typedef struct mc_join_options {
    * costs the kernel work per datagram).
    */
   bool packet_info;
+  /**
+   * Source-specific multicast: receive only what this address sends ("10.0.0.7",
+   * "fd00::7"); NULL or "" for any source (default). Borrowed only during the call.
+   */
+  const char *source_address;
 } mc_join_options;
 
 #ifdef __cplusplus
@@ -246,9 +257,11 @@ enum mc_status mc_receive_batch(struct mc_group *group,
 enum mc_status mc_dropped(const struct mc_group *group, uint32_t *out);
 
 /**
- * Joins the IPv4 multicast group `group_addr` (e.g. "239.1.1.1"; a literal, never a
- * host name) on `port` (1..65535), on `interface_name`: an interface name ("eth0"), one
- * of this host's IPv4 addresses ("10.0.0.5"), or NULL/"" for the kernel's choice.
+ * Joins the multicast group `group_addr` on `port` (1..65535): an IPv4 group
+ * ("239.1.1.1") or an IPv6 group ("ff05::1", "ff02::1%eth0" with a zone), always a
+ * literal, never a host name. `interface_name` is an interface name ("eth0"), one of
+ * this host's addresses ("10.0.0.5"), or NULL/"" for the kernel's choice; link-scoped
+ * IPv6 groups (ff01::/16, ff02::/16 scopes) need an interface or a zone.
  *
  * Several handles (in one process or several) may join the same group and port; each
  * receives every datagram. A handle receives only its own group's datagrams. Multicast
@@ -257,8 +270,9 @@ enum mc_status mc_dropped(const struct mc_group *group, uint32_t *out);
  * On MC_OK, `*out` is a new handle owned by the caller: release it with mc_free.
  * On failure `*out` is untouched.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group_addr` or `out`, non-UTF-8 text, malformed
- * address, port outside 1..65535), MC_ERR_NOT_MULTICAST, MC_ERR_INTERFACE (unknown
- * interface, one without an IPv4 address, or no multicast route), MC_ERR_IO.
+ * address, port outside 1..65535), MC_ERR_NOT_MULTICAST, MC_ERR_INTERFACE (unknown or
+ * down interface, one without an IPv4 address for an IPv4 group, a link-scoped IPv6
+ * group without one, or no multicast route), MC_ERR_IO.
  * Thread-safety: safe from any thread.
  */
 enum mc_status mc_join(const char *group_addr,

@@ -3,24 +3,20 @@
 //! Only literals are accepted: a multicast library that resolved host names would block
 //! on DNS inside `join` and could silently pick a unicast address.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::error::{excerpt, Error, ErrorKind, Result};
 
-/// Parses an IPv4 multicast group literal (224.0.0.0/4).
+/// Parses a multicast group literal: IPv4 (224.0.0.0/4) or IPv6 (ff00::/8), without a
+/// zone (see [`split_zone`]).
 ///
-/// Text that is no IPv4 address is [`ErrorKind::InvalidArgument`]; a valid address
-/// outside 224.0.0.0/4 is [`ErrorKind::NotMulticast`].
-pub fn parse_group(text: &str) -> Result<Ipv4Addr> {
-    let addr: Ipv4Addr = text.trim().parse().map_err(|_| {
-        let hint = if text.contains(':') {
-            " (IPv6 groups are not supported yet)"
-        } else {
-            ""
-        };
+/// Text that is no IP address is [`ErrorKind::InvalidArgument`]; a valid address
+/// outside the multicast ranges is [`ErrorKind::NotMulticast`].
+pub fn parse_group(text: &str) -> Result<IpAddr> {
+    let addr: IpAddr = text.trim().parse().map_err(|_| {
         Error::invalid(format!(
-            "invalid multicast address: {} is not an IPv4 address literal{hint}",
+            "invalid multicast address: {} is not an IPv4 or IPv6 address literal",
             excerpt(text)
         ))
     })?;
@@ -31,6 +27,24 @@ pub fn parse_group(text: &str) -> Result<Ipv4Addr> {
         ));
     }
     Ok(addr)
+}
+
+/// Splits an IPv6 `%zone` suffix (`ff02::1%eth0`, `ff02::1%3`) off a group literal.
+pub fn split_zone(text: &str) -> (&str, Option<&str>) {
+    let text = text.trim();
+    match text.split_once('%') {
+        Some((addr, zone)) if addr.contains(':') => (addr, Some(zone)),
+        _ => (text, None),
+    }
+}
+
+/// Whether a group's scope is tied to one link, so that joining it needs an interface:
+/// IPv6 interface-local (ff01::/16-style scope 1) and link-local (scope 2) groups.
+pub fn needs_interface(group: &IpAddr) -> bool {
+    match group {
+        IpAddr::V6(v6) => matches!(v6.segments()[0] & 0x000f, 1 | 2),
+        IpAddr::V4(_) => false,
+    }
 }
 
 /// Checks that `port` is a usable UDP port (1..65535).
@@ -70,6 +84,8 @@ impl Timeout {
 mod tests {
     use super::*;
 
+    use std::net::Ipv4Addr;
+
     #[test]
     fn accepts_multicast_range_edges() {
         assert_eq!(
@@ -84,6 +100,30 @@ mod tests {
             parse_group(" 239.1.1.1 ").unwrap(),
             Ipv4Addr::new(239, 1, 1, 1)
         );
+        assert_eq!(parse_group("ff02::1").unwrap().to_string(), "ff02::1");
+        assert_eq!(
+            parse_group("ff3e::8000:1").unwrap().to_string(),
+            "ff3e::8000:1"
+        );
+    }
+
+    #[test]
+    fn zones_and_scopes() {
+        assert_eq!(split_zone("ff02::1%eth0"), ("ff02::1", Some("eth0")));
+        assert_eq!(split_zone(" ff02::1%3 "), ("ff02::1", Some("3")));
+        assert_eq!(split_zone("ff02::1"), ("ff02::1", None));
+        assert_eq!(split_zone("239.1.1.1%eth0"), ("239.1.1.1%eth0", None));
+        for (text, link) in [
+            ("ff02::1", true),
+            ("ff01::1", true),
+            ("ff12::1", true),
+            ("ff05::1", false),
+            ("ff0e::1", false),
+            ("ff3e::1", false),
+            ("239.1.1.1", false),
+        ] {
+            assert_eq!(needs_interface(&parse_group(text).unwrap()), link, "{text}");
+        }
     }
 
     #[test]
@@ -119,10 +159,10 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{text}");
             assert!(e.message().starts_with("invalid multicast address"), "{e}");
         }
-        assert!(parse_group("ff02::1")
-            .unwrap_err()
-            .message()
-            .contains("IPv6"));
+        assert_eq!(
+            parse_group("fe80::1").unwrap_err().kind(),
+            ErrorKind::NotMulticast
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! messages are built and parsed byte by byte.
 
 use std::io::{self, IoSlice};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{MaybeUninitSlice, MsgHdr, MsgHdrMut, SockAddr, Socket};
 
@@ -114,6 +114,14 @@ fn parse_control(mut control: &[u8], meta: &mut RecvMeta) {
                 meta.destination = data
                     .get(8..12)
                     .map(|b| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])));
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                // struct in6_pktinfo { in6_addr ipi6_addr; int ipi6_ifindex; }
+                meta.destination = data
+                    .get(..16)
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .map(|b| IpAddr::V6(Ipv6Addr::from(b)));
+                meta.interface_index = int(16).and_then(|i| u32::try_from(i).ok());
             }
             (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => meta.dropped = int(0).map(|d| d as u32),
             _ => {}

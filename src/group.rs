@@ -7,25 +7,22 @@
 //! [`ErrorKind::Closed`] and release the read side, and only then does `close` take the
 //! write side and close the descriptor.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use socket2::{SockAddr, Socket};
 
 use crate::address::{self, Timeout};
 use crate::datagram;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::{self, Interface};
+use crate::membership::Membership;
 use crate::message::{self, Message};
 use crate::options::JoinOptions;
 use crate::sys;
-
-/// A buffer at least this large can never truncate a datagram (no IPv4 UDP payload is
-/// larger), so a receive into it needs no peek first.
-const NO_TRUNCATION_CAPACITY: usize = message::MAX_MESSAGE_SIZE;
 
 /// A received datagram's length, sender and delivery metadata; the payload is in the
 /// caller's buffer.
@@ -79,10 +76,12 @@ pub struct Group {
     // The kernel's last reported count of datagrams dropped for a full buffer.
     dropped: AtomicU32,
     destination: SockAddr,
-    group_addr: Ipv4Addr,
+    membership: Membership,
+    // The largest UDP payload of the group's family; a buffer this large can never
+    // truncate a datagram, so a receive into it needs no peek first.
+    max_message: usize,
     port: u16,
     local_addr: SocketAddr,
-    interface: Option<Interface>,
 }
 
 impl Group {
@@ -103,20 +102,26 @@ impl Group {
     /// Joins as [`join`](Self::join) does, with the interface, TTL, loopback and receive
     /// buffer taken from `options`.
     pub fn join_with(group_addr: &str, port: u16, options: &JoinOptions) -> Result<Group> {
-        let group = address::parse_group(group_addr)?;
+        let (text, zone) = address::split_zone(group_addr);
+        let group = address::parse_group(text)?;
         let port = address::parse_port(i64::from(port))?;
         options.validate()?;
-        let interface = match (options.interface.trim(), options.interface_index) {
-            ("", 0) => None,
-            ("", index) => Some(interface::resolve_index(index)?),
-            (spec, _) => Some(interface::resolve(spec)?),
+        let membership = Membership {
+            group,
+            interface: choose_interface(group, zone, options)?,
+            source: source_of(group, &options.source)?,
         };
-        let socket = open_socket(group, port, interface.as_ref(), options)?;
+        let socket = membership.open(port, options)?;
         let local_addr = socket
             .local_addr()
             .ok()
             .and_then(|a| a.as_socket())
-            .unwrap_or(SocketAddr::V4(SocketAddrV4::new(group, port)));
+            .or_else(|| membership.destination(port).as_socket())
+            .ok_or_else(|| Error::new(ErrorKind::Io, "join failed: socket has no local address"))?;
+        let max_message = match group {
+            IpAddr::V4(_) => message::MAX_MESSAGE_SIZE,
+            IpAddr::V6(_) => message::MAX_MESSAGE_SIZE_V6,
+        };
         Ok(Group {
             socket: RwLock::new(Some(socket)),
             closed: AtomicBool::new(false),
@@ -136,17 +141,17 @@ impl Group {
             gso: AtomicBool::new(true),
             gso_size_limit: AtomicUsize::new(usize::MAX),
             dropped: AtomicU32::new(0),
-            destination: SockAddr::from(SocketAddrV4::new(group, port)),
-            group_addr: group,
+            destination: membership.destination(port),
+            membership,
+            max_message,
             port,
             local_addr,
-            interface,
         })
     }
 
     /// Sends `data` (0 to [`message::MAX_MESSAGE_SIZE`] bytes) to the group as one datagram.
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        message::check_size(data.len())?;
+        message::check_size_for(data.len(), self.max_message)?;
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = self.open_socket_or(&guard, "send")?;
         match socket.send_to(data, &self.destination) {
@@ -173,7 +178,7 @@ impl Group {
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = self.open_socket_or(&guard, "receive")?;
         if self.coalesced.is_none()
-            && buf.len() >= NO_TRUNCATION_CAPACITY
+            && buf.len() >= self.max_message
             && timeout != Timeout::After(Duration::ZERO)
         {
             if let Ok(mut current) = self.blocking_receiver.try_lock() {
@@ -223,7 +228,7 @@ impl Group {
     /// datagram over the size limit fails the whole batch before anything is sent.
     pub fn send_batch(&self, datagrams: &[&[u8]]) -> Result<usize> {
         for d in datagrams {
-            message::check_size(d.len())?;
+            message::check_size_for(d.len(), self.max_message)?;
         }
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = self.open_socket_or(&guard, "send")?;
@@ -265,7 +270,7 @@ impl Group {
                 .first()
                 .is_some_and(|d| d.len() <= self.gso_size_limit.load(Ordering::Relaxed));
         if usable {
-            gso_run(rest)
+            gso_run(rest, self.max_message)
         } else {
             rest.len().min(1)
         }
@@ -316,7 +321,7 @@ impl Group {
         // Buffers that cannot truncate take the rest in one recvmmsg call per 64.
         if bufs[filled..count]
             .iter()
-            .all(|b| b.len() >= NO_TRUNCATION_CAPACITY)
+            .all(|b| b.len() >= self.max_message)
         {
             let _serialised = self
                 .receive_lock
@@ -364,7 +369,7 @@ impl Group {
 
     /// Receives one datagram as an owned [`Message`]; `Ok(None)` on timeout.
     pub fn receive_message(&self, timeout: Timeout) -> Result<Option<Message>> {
-        let mut buf = vec![0u8; NO_TRUNCATION_CAPACITY];
+        let mut buf = vec![0u8; self.max_message];
         Ok(self.receive(timeout, &mut buf)?.map(|r| {
             buf.truncate(r.len);
             Message {
@@ -406,8 +411,13 @@ impl Group {
     }
 
     /// The group address.
-    pub fn group_addr(&self) -> Ipv4Addr {
-        self.group_addr
+    pub fn group_addr(&self) -> IpAddr {
+        self.membership.group
+    }
+
+    /// The largest message this group sends: 65,507 bytes for IPv4, 65,527 for IPv6.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message
     }
 
     /// The group port.
@@ -422,7 +432,7 @@ impl Group {
 
     /// The interface named at join, if one was.
     pub fn interface(&self) -> Option<&Interface> {
-        self.interface.as_ref()
+        self.membership.interface.as_ref()
     }
 
     /// The socket's receive buffer as the kernel reports it (`SO_RCVBUF`): Linux doubles
@@ -493,7 +503,7 @@ impl Group {
             .receive_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if buf.len() < NO_TRUNCATION_CAPACITY {
+        if buf.len() < self.max_message {
             let flags = libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_TRUNC;
             match socket.recv_from_with_flags(sys::as_uninit_mut(buf), flags) {
                 Ok((n, _)) if n > buf.len() => return Err(Error::buffer_too_small(n, buf.len())),
@@ -565,13 +575,12 @@ impl Group {
     }
 
     fn leave(&self, socket: &Socket) -> std::io::Result<()> {
-        let via = membership_interface(self.interface.as_ref());
-        socket.leave_multicast_v4_n(&self.group_addr, &via)
+        self.membership.leave(socket)
     }
 
     fn send_error(&self, err: &std::io::Error) -> Error {
         let code = err.raw_os_error();
-        let iface = self.interface.as_ref().map(|i| i.name.as_str());
+        let iface = self.interface().map(|i| i.name.as_str());
         match (code, iface) {
             (Some(libc::ENETDOWN), Some(name)) => Error::io(
                 &format!(
@@ -597,12 +606,12 @@ impl Drop for Group {
 
 /// How many datagrams from the start of `rest` one GSO send can carry: equal sizes, the
 /// last possibly shorter, at most 64, all within one UDP payload.
-fn gso_run(rest: &[&[u8]]) -> usize {
+fn gso_run(rest: &[&[u8]], max_payload: usize) -> usize {
     let size = rest.first().map_or(0, |d| d.len());
     if size == 0 {
         return rest.len().min(1);
     }
-    let limit = datagram::MAX_GSO_SEGMENTS.min(message::MAX_MESSAGE_SIZE / size);
+    let limit = datagram::MAX_GSO_SEGMENTS.min(max_payload / size);
     let mut run = 1;
     while run < rest.len() && run < limit && rest[run].len() == size {
         run += 1;
@@ -611,7 +620,7 @@ fn gso_run(rest: &[&[u8]]) -> usize {
     if run < rest.len()
         && run < limit
         && (1..size).contains(&rest[run].len())
-        && total + rest[run].len() <= message::MAX_MESSAGE_SIZE
+        && total + rest[run].len() <= max_payload
     {
         run += 1;
     }
@@ -631,84 +640,68 @@ fn gso_unsupported(err: &std::io::Error) -> bool {
     )
 }
 
-fn membership_interface(interface: Option<&Interface>) -> InterfaceIndexOrAddress {
-    match interface {
-        Some(i) => InterfaceIndexOrAddress::Index(i.index),
-        None => InterfaceIndexOrAddress::Address(Ipv4Addr::UNSPECIFIED),
-    }
-}
-
-fn open_socket(
-    group: Ipv4Addr,
-    port: u16,
-    interface: Option<&Interface>,
+/// The interface a group is joined on: named in the options (name, address or index)
+/// or by an IPv6 zone; required for link-scoped IPv6 groups, and refused when down.
+fn choose_interface(
+    group: IpAddr,
+    zone: Option<&str>,
     options: &JoinOptions,
-) -> Result<Socket> {
-    let setup = |what: &'static str| {
-        move |e: std::io::Error| Error::io(&format!("join failed: {what}"), &e)
+) -> Result<Option<Interface>> {
+    let v6 = group.is_ipv6();
+    let named = match (options.interface.trim(), options.interface_index) {
+        ("", 0) => None,
+        ("", index) => Some(interface::resolve_index_for(index, v6)?),
+        (spec, _) => Some(interface::resolve_for(spec, v6)?),
     };
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
-        .map_err(setup("cannot create a UDP socket"))?;
-    socket
-        .set_reuse_address(true)
-        .map_err(setup("SO_REUSEADDR"))?;
-    socket
-        .set_multicast_all_v4(false)
-        .map_err(setup("IP_MULTICAST_ALL"))?;
-    if options.receive_buffer > 0 {
-        // Before bind, so no datagram is queued against the default size.
-        socket
-            .set_recv_buffer_size(options.receive_buffer)
-            .map_err(setup("SO_RCVBUF"))?;
-    }
-    socket
-        .bind(&SockAddr::from(SocketAddrV4::new(group, port)))
-        .map_err(|e| Error::io(&format!("join failed: cannot bind {group}:{port}"), &e))?;
-    socket
-        .join_multicast_v4_n(&group, &membership_interface(interface))
-        .map_err(|e| join_error(group, interface, &e))?;
-    if let Some(i) = interface {
-        socket
-            .set_multicast_if_v4(&i.ipv4)
-            .map_err(setup("IP_MULTICAST_IF"))?;
-    }
-    // Delivery metadata: the group and arrival interface of each datagram on request, and
-    // always the kernel's drop counter (free until something is dropped).
-    if options.packet_info {
-        sys::set_int_option(socket.as_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
-            .map_err(setup("IP_PKTINFO"))?;
-    }
-    sys::set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
-        .map_err(setup("SO_RXQ_OVFL"))?;
-    if options.gro {
-        sys::set_int_option(socket.as_fd(), libc::SOL_UDP, datagram::UDP_GRO, 1)
-            .map_err(setup("UDP_GRO"))?;
-    }
-    socket
-        .set_multicast_loop_v4(options.loopback)
-        .map_err(setup("IP_MULTICAST_LOOP"))?;
-    socket
-        .set_multicast_ttl_v4(options.ttl)
-        .map_err(setup("IP_MULTICAST_TTL"))?;
-    Ok(socket)
-}
-
-fn join_error(group: Ipv4Addr, interface: Option<&Interface>, err: &std::io::Error) -> Error {
-    let no_device = err.raw_os_error() == Some(libc::ENODEV);
-    match interface {
-        None if no_device => Error::new(
+    let zoned = zone.map(|z| interface::resolve_for(z, true)).transpose()?;
+    let chosen = match (named, zoned) {
+        (Some(n), Some(z)) if n.index != z.index => {
+            return Err(Error::invalid(format!(
+                "the zone %{} and the interface {} differ; name one interface",
+                z.name, n.name
+            )))
+        }
+        (n, z) => n.or(z),
+    };
+    if chosen.is_none() && address::needs_interface(&group) {
+        return Err(Error::new(
             ErrorKind::Interface,
             format!(
-                "cannot join {group}: no interface has a route to multicast groups; name an interface \
-                 or add a multicast route (ip route add 224.0.0.0/4 dev IFACE) ({err})"
+                "IPv6 group {group} is link-scoped (it exists once per link): name the interface \
+                 (an interface name or index, or {group}%IFACE)"
             ),
-        ),
-        Some(i) if no_device => Error::new(
-            ErrorKind::Interface,
-            format!("cannot join {group} on interface {}: {err}", i.name),
-        ),
-        _ => Error::io(&format!("join failed: cannot join {group}"), err),
+        ));
     }
+    if let Some(i) = chosen.as_ref().filter(|i| !i.up) {
+        return Err(Error::new(
+            ErrorKind::Interface,
+            format!(
+                "interface {} is down; bring it up (ip link set {} up) or name another interface",
+                i.name, i.name
+            ),
+        ));
+    }
+    Ok(chosen)
+}
+
+/// The sender a source-specific join admits, of the group's family.
+fn source_of(group: IpAddr, text: &str) -> Result<Option<IpAddr>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let source: IpAddr = text.parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid source address: {} is not an IP address literal",
+            crate::error::excerpt(text)
+        ))
+    })?;
+    if source.is_ipv4() != group.is_ipv4() || source.is_multicast() || source.is_unspecified() {
+        return Err(Error::invalid(format!(
+            "source {source} cannot send to group {group}: a source must be a unicast address of the group's family"
+        )));
+    }
+    Ok(Some(source))
 }
 
 #[cfg(test)]

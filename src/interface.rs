@@ -16,39 +16,58 @@ pub struct Interface {
     pub name: String,
     /// The kernel's interface index.
     pub index: u32,
-    /// The IPv4 address multicast is sent from.
-    pub ipv4: Ipv4Addr,
+    /// The IPv4 address multicast is sent from (`None` only for IPv6 groups on an
+    /// interface without one).
+    pub ipv4: Option<Ipv4Addr>,
+    /// Whether the interface is administratively up.
+    pub up: bool,
 }
 
-/// Resolves `spec`, an interface name (`eth0`) or one of this host's IPv4 addresses
-/// (`10.0.0.5`). An unknown name or address, or an interface without an IPv4 address,
-/// is [`ErrorKind::Interface`].
+/// Resolves `spec` for an IPv4 group: an interface name (`eth0`) or one of this host's
+/// IPv4 addresses (`10.0.0.5`). An unknown name or address, or an interface without an
+/// IPv4 address, is [`ErrorKind::Interface`].
 pub fn resolve(spec: &str) -> Result<Interface> {
-    let addrs =
-        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
-    resolve_in(spec, &addrs)
+    resolve_for(spec, false)
 }
 
-/// Resolves a kernel interface index (as `ip link` or `if_nametoindex` gives it). An
-/// unknown index, or an interface without an IPv4 address, is [`ErrorKind::Interface`].
+/// Resolves `spec` for a group of the given family (`v6`: IPv6, which needs no address
+/// on the interface): a name, one of the interface's addresses, or (IPv6 zones) an index.
+pub fn resolve_for(spec: &str, v6: bool) -> Result<Interface> {
+    let addrs =
+        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
+    match spec.trim().parse::<u32>() {
+        Ok(index) if v6 => resolve_index_in(index, &addrs, v6),
+        _ => resolve_in(spec, &addrs, v6),
+    }
+}
+
+/// Resolves a kernel interface index (as `ip link` or `if_nametoindex` gives it) for an
+/// IPv4 group. An unknown index, or an interface without an IPv4 address, is
+/// [`ErrorKind::Interface`].
 pub fn resolve_index(index: u32) -> Result<Interface> {
-    let addrs =
-        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
-    resolve_index_in(index, &addrs)
+    resolve_index_for(index, false)
 }
 
-fn resolve_index_in(index: u32, addrs: &[sys::InterfaceAddr]) -> Result<Interface> {
+/// Resolves a kernel interface index for a group of the given family.
+pub fn resolve_index_for(index: u32, v6: bool) -> Result<Interface> {
+    let addrs =
+        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
+    resolve_index_in(index, &addrs, v6)
+}
+
+fn resolve_index_in(index: u32, addrs: &[sys::InterfaceAddr], v6: bool) -> Result<Interface> {
     let entry = addrs.iter().find(|a| a.index == index).ok_or_else(|| {
         Error::new(
             ErrorKind::Interface,
             format!("interface not found: no interface has index {index}"),
         )
     })?;
-    resolve_in(&entry.name, addrs)
+    resolve_in(&entry.name, addrs, v6)
 }
 
-fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr]) -> Result<Interface> {
+fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr], v6: bool) -> Result<Interface> {
     let spec = spec.trim();
+    let mut by_address = None;
     if let Ok(ip) = spec.parse::<IpAddr>() {
         let found = addrs.iter().find(|a| a.addr == Some(ip)).ok_or_else(|| {
             Error::new(
@@ -56,18 +75,26 @@ fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr]) -> Result<Interface> {
                 format!("interface not found: no interface has the address {ip}"),
             )
         })?;
-        let IpAddr::V4(ipv4) = ip else {
-            return Err(Error::new(
-                ErrorKind::Interface,
-                format!(
+        match ip {
+            // Sends to an IPv4 group leave from this very address.
+            IpAddr::V4(ipv4) if !v6 => by_address = Some((found, ipv4)),
+            IpAddr::V6(_) if !v6 => {
+                return Err(Error::new(
+                    ErrorKind::Interface,
+                    format!(
                     "interface address {ip} is IPv6; an IPv4 group needs an IPv4 interface address"
                 ),
-            ));
-        };
+                ))
+            }
+            _ => return resolve_in(&found.name.clone(), addrs, v6),
+        }
+    }
+    if let Some((found, ipv4)) = by_address {
         return Ok(Interface {
             name: found.name.clone(),
             index: found.index,
-            ipv4,
+            ipv4: Some(ipv4),
+            up: found.up,
         });
     }
     let mut of_name = addrs.iter().filter(|a| a.name == spec).peekable();
@@ -77,24 +104,24 @@ fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr]) -> Result<Interface> {
             format!("interface not found: {}", shown(spec)),
         )
     })?;
-    let ipv4 = of_name
-        .find_map(|a| match a.addr {
-            Some(IpAddr::V4(v4)) => Some(v4),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Interface,
-                format!(
-                    "interface {} has no IPv4 address; add one or name another interface",
-                    shown(spec)
-                ),
-            )
-        })?;
+    let ipv4 = of_name.find_map(|a| match a.addr {
+        Some(IpAddr::V4(v4)) => Some(v4),
+        _ => None,
+    });
+    if ipv4.is_none() && !v6 {
+        return Err(Error::new(
+            ErrorKind::Interface,
+            format!(
+                "interface {} has no IPv4 address; add one or name another interface",
+                shown(spec)
+            ),
+        ));
+    }
     Ok(Interface {
         name: first.name.clone(),
         index: first.index,
         ipv4,
+        up: first.up,
     })
 }
 
@@ -131,23 +158,23 @@ mod tests {
 
     #[test]
     fn by_name_takes_ipv4() {
-        let i = resolve_in("eth0", &table()).unwrap();
+        let i = resolve_in("eth0", &table(), false).unwrap();
         assert_eq!(
             (i.name.as_str(), i.index, i.ipv4),
-            ("eth0", 2, Ipv4Addr::new(10, 0, 0, 5))
+            ("eth0", 2, Some(Ipv4Addr::new(10, 0, 0, 5)))
         );
     }
 
     #[test]
     fn by_address() {
-        let i = resolve_in("10.0.0.5", &table()).unwrap();
+        let i = resolve_in("10.0.0.5", &table(), false).unwrap();
         assert_eq!(i.name, "eth0");
     }
 
     #[test]
     fn by_index() {
-        assert_eq!(resolve_index_in(2, &table()).unwrap().name, "eth0");
-        let e = resolve_index_in(9, &table()).unwrap_err();
+        assert_eq!(resolve_index_in(2, &table(), false).unwrap().name, "eth0");
+        let e = resolve_index_in(9, &table(), false).unwrap_err();
         assert_eq!(
             (e.kind(), e.message()),
             (
@@ -155,7 +182,7 @@ mod tests {
                 "interface not found: no interface has index 9"
             )
         );
-        let e = resolve_index_in(3, &table()).unwrap_err();
+        let e = resolve_index_in(3, &table(), false).unwrap_err();
         assert!(
             e.message().contains("has no IPv4 address"),
             "{}",
@@ -165,22 +192,31 @@ mod tests {
 
     #[test]
     fn unknown_name_and_address() {
-        let e = resolve_in("eth9", &table()).unwrap_err();
+        let e = resolve_in("eth9", &table(), false).unwrap_err();
         assert_eq!(
             (e.kind(), e.message()),
             (ErrorKind::Interface, "interface not found: eth9")
         );
-        let e = resolve_in("10.9.9.9", &table()).unwrap_err();
+        let e = resolve_in("10.9.9.9", &table(), false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Interface);
         assert!(e.message().contains("10.9.9.9"));
     }
 
     #[test]
     fn no_ipv4_address() {
-        let e = resolve_in("wg0", &table()).unwrap_err();
+        let e = resolve_in("wg0", &table(), false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Interface);
         assert!(e.message().contains("has no IPv4 address"), "{e}");
-        let e = resolve_in("fe80::1", &table()).unwrap_err();
+        let e = resolve_in("fe80::1", &table(), false).unwrap_err();
         assert!(e.message().contains("IPv6"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_groups_need_no_ipv4_address() {
+        let i = resolve_in("wg0", &table(), true).unwrap();
+        assert_eq!((i.index, i.ipv4), (3, None));
+        let i = resolve_in("fe80::1", &table(), true).unwrap();
+        assert_eq!(i.name, "eth0");
+        assert_eq!(resolve_index_in(3, &table(), true).unwrap().name, "wg0");
     }
 }

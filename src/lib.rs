@@ -29,6 +29,8 @@ pub mod interface;
 pub mod message;
 pub mod options;
 
+mod membership;
+
 mod datagram;
 mod ffi;
 mod sys;

@@ -10,8 +10,16 @@ use crate::error::{Error, ErrorKind, Result};
 /// The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
 pub const MAX_MESSAGE_SIZE: usize = 65_507;
 
+/// The largest UDP payload over IPv6 (without jumbograms): 65535 - 8 (UDP header); the
+/// 40-byte IPv6 header is not counted in its payload length.
+pub const MAX_MESSAGE_SIZE_V6: usize = 65_527;
+
 /// The longest `ip:port` text of an IPv4 source ("255.255.255.255:65535") plus its NUL.
 pub const SOURCE_MAX_V4: usize = 22;
+
+/// The longest `[ip%zone]:port` text of an IPv6 source: 39 address characters, a zone
+/// of up to 15 (IFNAMSIZ - 1), brackets, colon, 5-digit port, NUL.
+pub const SOURCE_MAX_V6: usize = 64;
 
 /// A received datagram, for Rust callers that want an owned copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +31,15 @@ pub struct Message {
 }
 
 pub(crate) fn check_size(len: usize) -> Result<()> {
-    if len > MAX_MESSAGE_SIZE {
+    check_size_for(len, MAX_MESSAGE_SIZE)
+}
+
+/// Checks `len` against the payload limit of a group's family (`max`).
+pub(crate) fn check_size_for(len: usize, max: usize) -> Result<()> {
+    if len > max {
         return Err(Error::new(
             ErrorKind::MessageTooLarge,
-            format!("message of {len} bytes is larger than the {MAX_MESSAGE_SIZE}-byte UDP limit"),
+            format!("message of {len} bytes is larger than the {max}-byte UDP limit"),
         ));
     }
     Ok(())
@@ -103,8 +116,27 @@ pub(crate) fn format_source(
     out: &mut [u8],
 ) -> std::result::Result<usize, fmt::Error> {
     let mut w = SliceWriter { buf: out, len: 0 };
-    write!(w, "{addr}")?;
+    write!(w, "{}", SourceText(addr))?;
     Ok(w.len)
+}
+
+/// An address as users read it: `ip:port`, or `[ip]:port` for IPv6 with the zone as
+/// the interface's name where one applies (`[fe80::1%eth0]:9999`).
+pub struct SourceText<'a>(pub &'a SocketAddr);
+
+impl fmt::Display for SourceText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                match crate::sys::interface_name(v6.scope_id()) {
+                    Some(name) => write!(f, "[{}%{name}]:{}", v6.ip(), v6.port()),
+                    None => write!(f, "[{}%{}]:{}", v6.ip(), v6.scope_id(), v6.port()),
+                }
+            }
+            SocketAddr::V6(v6) => write!(f, "[{}]:{}", v6.ip(), v6.port()),
+            SocketAddr::V4(v4) => write!(f, "{v4}"),
+        }
+    }
 }
 
 /// Writes an IP address as text into `out`; returns the bytes written.

@@ -41,6 +41,10 @@ pub struct JoinOptions {
     /// [`Received`](crate::Received). Off by default: it costs the kernel work per
     /// datagram, also for the datagrams a full buffer then drops.
     pub packet_info: bool,
+    /// Source-specific multicast: receive only datagrams sent by this address (IPv4 for
+    /// an IPv4 group, IPv6 for an IPv6 one); `""` for any source. 232.0.0.0/8 and
+    /// ff3x::/32 are the SSM ranges; Linux accepts a source filter on any group.
+    pub source: String,
 }
 
 impl Default for JoinOptions {
@@ -53,6 +57,7 @@ impl Default for JoinOptions {
             receive_buffer: 0,
             gro: false,
             packet_info: false,
+            source: String::new(),
         }
     }
 }
@@ -97,6 +102,12 @@ impl JoinOptions {
     /// Turns per-datagram destination and interface reporting (IP_PKTINFO) on or off.
     pub fn packet_info(mut self, on: bool) -> Self {
         self.packet_info = on;
+        self
+    }
+
+    /// Receives only from `address` (source-specific multicast).
+    pub fn source(mut self, address: &str) -> Self {
+        self.source = address.to_owned();
         self
     }
 

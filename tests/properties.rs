@@ -5,9 +5,9 @@
 mod common;
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use multicast::address::{parse_group, parse_port, Timeout};
+use multicast::address::{parse_group, parse_port, split_zone, Timeout};
 use multicast::message::canonical_json;
 use multicast::ErrorKind;
 use proptest::prelude::*;
@@ -82,9 +82,9 @@ proptest! {
         match parse_group(&text) {
             Ok(addr) => {
                 prop_assert!(addr.is_multicast());
-                prop_assert_eq!(Ok(addr), text.trim().parse::<Ipv4Addr>());
+                prop_assert_eq!(Ok(addr), text.trim().parse::<IpAddr>());
             }
-            Err(e) => match text.trim().parse::<Ipv4Addr>() {
+            Err(e) => match text.trim().parse::<IpAddr>() {
                 Ok(a) => prop_assert!(!a.is_multicast() && e.kind() == ErrorKind::NotMulticast),
                 Err(_) => prop_assert_eq!(e.kind(), ErrorKind::InvalidArgument),
             },
@@ -95,6 +95,17 @@ proptest! {
     fn every_multicast_address_parses(octets in (224u8..=239, any::<u8>(), any::<u8>(), any::<u8>())) {
         let addr = Ipv4Addr::new(octets.0, octets.1, octets.2, octets.3);
         prop_assert_eq!(parse_group(&addr.to_string()).unwrap(), addr);
+    }
+
+    #[test]
+    fn every_ipv6_multicast_address_parses(segments in any::<[u16; 8]>()) {
+        let mut segments = segments;
+        segments[0] |= 0xff00;
+        let addr = Ipv6Addr::from(segments);
+        prop_assert_eq!(parse_group(&addr.to_string()).unwrap(), IpAddr::V6(addr));
+        let zoned = format!("{addr}%mc0");
+        let plain = addr.to_string();
+        prop_assert_eq!(split_zone(&zoned), (plain.as_str(), Some("mc0")));
     }
 
     #[test]

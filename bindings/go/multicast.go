@@ -35,7 +35,7 @@ static gomc_result gomc_done(mc_status s) {
 
 static gomc_result gomc_join_with_options(const char *group, int32_t port, const char *iface,
                                           uint32_t index, int32_t ttl, bool loopback,
-                                          size_t receive_buffer, bool gro) {
+                                          size_t receive_buffer, bool gro, const char *source) {
 	mc_join_options o;
 	mc_group *g = NULL;
 	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
@@ -46,6 +46,7 @@ static gomc_result gomc_join_with_options(const char *group, int32_t port, const
 		o.loopback = loopback;
 		o.receive_buffer_size = receive_buffer;
 		o.gro = gro;
+		o.source_address = source;
 		s = mc_join_with_options(group, port, &o, &g);
 	}
 	gomc_result r = gomc_done(s);
@@ -121,9 +122,9 @@ type Group struct {
 	localAddr string
 }
 
-// Join joins groupAddr (an IPv4 multicast literal such as "239.1.1.1") on port, on
-// iface: an interface name ("eth0"), one of this host's IPv4 addresses, or "" for the
-// kernel's choice. Loopback is on and the TTL is 1.
+// Join joins groupAddr (a multicast literal: IPv4 "239.1.1.1" or IPv6 "ff05::1", with
+// an optional %zone) on port, on iface: an interface name ("eth0"), one of this host's
+// addresses, or "" for the kernel's choice. Loopback is on and the TTL is 1.
 func Join(groupAddr string, port int, iface string) (*Group, error) {
 	return JoinWithOptions(groupAddr, port, JoinOptions{Interface: iface})
 }
@@ -136,6 +137,7 @@ type JoinOptions struct {
 	DisableLoopback   bool   // true: members on this host do not hear this group's sends
 	ReceiveBufferSize int    // requested SO_RCVBUF in bytes; 0 keeps the kernel's default
 	GRO               bool   // let the kernel hand over runs of datagrams (UDP_GRO); see the README
+	Source            string // source-specific multicast: only this sender's datagrams; "" for any
 }
 
 // JoinWithOptions joins as Join does, with the interface, TTL, loopback and receive
@@ -147,7 +149,8 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 		return nil, &Error{Status: StatusInvalidArgument, Message: "port must be between 1 and 65535"}
 	}
 	// C strings end at a NUL: refuse one inside rather than join a truncated name.
-	if strings.IndexByte(groupAddr, 0) >= 0 || strings.IndexByte(opts.Interface, 0) >= 0 {
+	if strings.IndexByte(groupAddr, 0) >= 0 || strings.IndexByte(opts.Interface, 0) >= 0 ||
+		strings.IndexByte(opts.Source, 0) >= 0 {
 		return nil, &Error{Status: StatusInvalidArgument, Message: "group address or interface contains a NUL byte"}
 	}
 	ttl := opts.TTL
@@ -164,8 +167,10 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	defer C.free(unsafe.Pointer(cGroup))
 	cIface := C.CString(opts.Interface)
 	defer C.free(unsafe.Pointer(cIface))
+	cSource := C.CString(opts.Source)
+	defer C.free(unsafe.Pointer(cSource))
 	r := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
-		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO))
+		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO), cSource)
 	if r.status != C.MC_OK {
 		return nil, newError(r)
 	}

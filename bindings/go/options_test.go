@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -139,5 +140,28 @@ func TestSendBatchWithGRO(t *testing.T) {
 	}
 	if _, err := sender.SendBatch([][]byte{make([]byte, multicast.MaxMessageSize+1)}); !errors.Is(err, multicast.ErrMessageTooLarge) {
 		t.Fatalf("oversized batch: %v", err)
+	}
+}
+
+func TestIPv6AndSourceSpecific(t *testing.T) {
+	port := uniquePort()
+	g := joinWith(t, "ff05::1:11", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_IFACE")})
+	if err := g.Send("six"); err != nil {
+		t.Fatal(err)
+	}
+	if msg := receive(t, g); string(msg.Data) != "six" || !strings.HasPrefix(msg.Source, "[fd00:203::") {
+		t.Fatalf("got %q from %q", msg.Data, msg.Source)
+	}
+	port = uniquePort()
+	onlyB := joinWith(t, "232.1.2.4", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_IFACE"), Source: os.Getenv("MC_TEST_ADDR_B")})
+	fromA := joinWith(t, "232.1.2.4", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_ADDR")})
+	fromB := joinWith(t, "232.1.2.4", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_ADDR_B")})
+	fromA.Send("a")
+	fromB.Send("b")
+	if msg := receive(t, onlyB); string(msg.Data) != "b" {
+		t.Fatalf("source-specific group got %q", msg.Data)
+	}
+	if msg, err := onlyB.Receive(300 * time.Millisecond); msg != nil || err != nil {
+		t.Fatalf("a's datagram got through: %v, %v", msg, err)
 	}
 }

@@ -18,6 +18,9 @@ struct JoinOptions {
     ttl: i32,
     loopback: bool,
     receive_buffer_size: usize,
+    gro: bool,
+    packet_info: bool,
+    source_address: *const c_char,
 }
 
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
@@ -147,6 +150,10 @@ fuzz_target!(|input: (
             options.ttl = ttl;
             options.loopback = loopback;
             options.receive_buffer_size = receive_buffer as usize;
+            options.gro = loopback && index % 2 == 0;
+            options.packet_info = index % 4 < 2;
+            // The fuzzed interface text doubles as an arbitrary source address.
+            options.source_address = if index % 3 == 0 { iface.as_ptr() } else { std::ptr::null() };
             mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
         };
         if status != MC_OK {

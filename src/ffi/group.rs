@@ -26,15 +26,17 @@ impl mc_group {
         let text = |s: String| CString::new(s).expect("addresses have no NUL");
         mc_group {
             group_addr: text(group.group_addr().to_string()),
-            local_addr: text(group.local_addr().to_string()),
+            local_addr: text(message::SourceText(&group.local_addr()).to_string()),
             group,
         }
     }
 }
 
-/// Joins the IPv4 multicast group `group_addr` (e.g. "239.1.1.1"; a literal, never a
-/// host name) on `port` (1..65535), on `interface_name`: an interface name ("eth0"), one
-/// of this host's IPv4 addresses ("10.0.0.5"), or NULL/"" for the kernel's choice.
+/// Joins the multicast group `group_addr` on `port` (1..65535): an IPv4 group
+/// ("239.1.1.1") or an IPv6 group ("ff05::1", "ff02::1%eth0" with a zone), always a
+/// literal, never a host name. `interface_name` is an interface name ("eth0"), one of
+/// this host's addresses ("10.0.0.5"), or NULL/"" for the kernel's choice; link-scoped
+/// IPv6 groups (ff01::/16, ff02::/16 scopes) need an interface or a zone.
 ///
 /// Several handles (in one process or several) may join the same group and port; each
 /// receives every datagram. A handle receives only its own group's datagrams. Multicast
@@ -43,8 +45,9 @@ impl mc_group {
 /// On MC_OK, `*out` is a new handle owned by the caller: release it with mc_free.
 /// On failure `*out` is untouched.
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group_addr` or `out`, non-UTF-8 text, malformed
-/// address, port outside 1..65535), MC_ERR_NOT_MULTICAST, MC_ERR_INTERFACE (unknown
-/// interface, one without an IPv4 address, or no multicast route), MC_ERR_IO.
+/// address, port outside 1..65535), MC_ERR_NOT_MULTICAST, MC_ERR_INTERFACE (unknown or
+/// down interface, one without an IPv4 address for an IPv4 group, a link-scoped IPv6
+/// group without one, or no multicast route), MC_ERR_IO.
 /// Thread-safety: safe from any thread.
 #[no_mangle]
 pub unsafe extern "C" fn mc_join(
@@ -168,10 +171,14 @@ pub unsafe extern "C" fn mc_receive(
             true => None,
             false => Some(try_bytes_mut(source.cast(), source_capacity, "source")?),
         };
-        if source.as_ref().is_some_and(|s| s.len() < SOURCE_MAX_V4) {
+        let (needed, family) = match handle.group.group_addr() {
+            std::net::IpAddr::V4(_) => (SOURCE_MAX_V4, "IPv4"),
+            std::net::IpAddr::V6(_) => (message::SOURCE_MAX_V6, "IPv6"),
+        };
+        if source.as_ref().is_some_and(|s| s.len() < needed) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                format!("source_capacity {source_capacity} is too small: an IPv4 source needs {SOURCE_MAX_V4} (MC_SOURCE_MAX is always enough)"),
+                format!("source_capacity {source_capacity} is too small: an {family} source needs {needed} (MC_SOURCE_MAX is always enough)"),
             ));
         }
         let timeout = Timeout::from_seconds(timeout_seconds)?;

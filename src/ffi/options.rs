@@ -41,6 +41,9 @@ pub struct mc_join_options {
     /// Fill mc_received.destination and interface_index (IP_PKTINFO; default false: it
     /// costs the kernel work per datagram).
     pub packet_info: bool,
+    /// Source-specific multicast: receive only what this address sends ("10.0.0.7",
+    /// "fd00::7"); NULL or "" for any source (default). Borrowed only during the call.
+    pub source_address: *const c_char,
 }
 
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
@@ -67,6 +70,7 @@ pub unsafe extern "C" fn mc_join_options_init(
             receive_buffer_size: 0,
             gro: false,
             packet_info: false,
+            source_address: std::ptr::null(),
         };
         Ok(mc_status::MC_OK)
     }
@@ -103,5 +107,6 @@ pub(super) unsafe fn to_join_options(options: &mc_join_options) -> Result<JoinOp
         receive_buffer: options.receive_buffer_size,
         gro: options.gro,
         packet_info: options.packet_info,
+        source: try_str_or_empty(options.source_address, "options.source_address")?.to_owned(),
     })
 }

@@ -43,6 +43,12 @@ pub enum mc_status {
 pub const MC_MAX_MESSAGE_SIZE: usize = 65507;
 const _: () = assert!(MC_MAX_MESSAGE_SIZE == crate::message::MAX_MESSAGE_SIZE);
 
+/// The largest message mc_send accepts on an IPv6 group (the largest UDP payload over
+/// IPv6 without jumbograms).
+#[allow(dead_code)]
+pub const MC_MAX_MESSAGE_SIZE_V6: usize = 65527;
+const _: () = assert!(MC_MAX_MESSAGE_SIZE_V6 == crate::message::MAX_MESSAGE_SIZE_V6);
+
 /// A source buffer of this many bytes holds any sender text ("ip:port") plus its NUL.
 #[allow(dead_code)]
 pub const MC_SOURCE_MAX: usize = 64;

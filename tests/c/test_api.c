@@ -552,6 +552,70 @@ static void test_catalogue_batches(void) {
     mc_free(g);
 }
 
+static void test_ipv6_and_ssm(void) {
+    int port = next_port++;
+    mc_group *g = NULL;
+    CHECK_STATUS(mc_join("ff05::1:9", port, getenv("MC_TEST_IFACE"), &g), MC_OK);
+    CHECK(strcmp(mc_group_addr(g), "ff05::1:9") == 0);
+    char want[80], buf[64], src[MC_SOURCE_MAX];
+    snprintf(want, sizeof want, "[ff05::1:9]:%d", port);
+    CHECK(strcmp(mc_local_addr(g), want) == 0);
+    CHECK_STATUS(mc_send(g, "six", 3), MC_OK);
+    size_t len = 0;
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, src, sizeof src), MC_OK);
+    CHECK(len == 3 && src[0] == '[' && strstr(src, "fd00:203::") == src + 1);
+    mc_free(g);
+
+    /* A zone picks the interface of a link-scoped group; the source shows its zone. */
+    char zoned[64];
+    snprintf(zoned, sizeof zoned, "ff02::1:9%%%s", getenv("MC_TEST_IFACE"));
+    CHECK_STATUS(mc_join(zoned, port, NULL, &g), MC_OK);
+    CHECK_STATUS(mc_send(g, "link", 4), MC_OK);
+    CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, src, sizeof src), MC_OK);
+    snprintf(want, sizeof want, "%%%s]:%d", getenv("MC_TEST_IFACE"), port);
+    CHECK(strncmp(src, "[fe80::", 7) == 0 && strstr(src, want) != NULL);
+    mc_free(g);
+
+    /* Source-specific: only MC_TEST_ADDR_B's datagrams get through. */
+    mc_join_options o = default_options();
+    o.interface_name = getenv("MC_TEST_IFACE");
+    o.source_address = getenv("MC_TEST_ADDR_B");
+    mc_group *only_b = NULL, *from_a = NULL, *from_b = NULL;
+    port = next_port++;
+    CHECK_STATUS(mc_join_with_options("232.1.2.3", port, &o, &only_b), MC_OK);
+    CHECK_STATUS(mc_join("232.1.2.3", port, getenv("MC_TEST_ADDR"), &from_a), MC_OK);
+    CHECK_STATUS(mc_join("232.1.2.3", port, getenv("MC_TEST_ADDR_B"), &from_b), MC_OK);
+    CHECK_STATUS(mc_send(from_a, "a", 1), MC_OK);
+    CHECK_STATUS(mc_send(from_b, "b", 1), MC_OK);
+    CHECK_STATUS(mc_receive(only_b, 5.0, buf, sizeof buf, &len, src, sizeof src), MC_OK);
+    snprintf(want, sizeof want, "%s:%d", getenv("MC_TEST_ADDR_B"), port);
+    CHECK(len == 1 && buf[0] == 'b' && strcmp(src, want) == 0);
+    CHECK_STATUS(mc_receive(only_b, 0.3, buf, sizeof buf, &len, src, sizeof src), MC_TIMEOUT);
+    mc_free(only_b);
+    mc_free(from_a);
+    mc_free(from_b);
+}
+
+static void test_catalogue_ipv6(void) {
+    mc_group *g = NULL;
+    char buf[16], src22[22];
+    size_t len = 0;
+    CATALOGUE("`mc_join` link-scoped IPv6 group ff02::1, no interface", mc_join("ff02::1", 9999, NULL, &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` IPv6 zone naming no interface", mc_join("ff02::1%nope0", 9999, NULL, &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` IPv6 unicast address", mc_join("fd00::1", 9999, NULL, &g), MC_ERR_NOT_MULTICAST);
+    mc_join_options o = default_options();
+    o.source_address = "fd00::1";
+    CATALOGUE("`mc_join_with_options` IPv4 group, IPv6 source", mc_join_with_options("232.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.source_address = "not-an-address";
+    CATALOGUE("`mc_join_with_options` source not an address", mc_join_with_options("232.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    CHECK(g == NULL);
+    CHECK_STATUS(mc_join("ff05::1:10", next_port++, getenv("MC_TEST_IFACE"), &g), MC_OK);
+    static char big[65528];
+    CATALOGUE("`mc_send` IPv6 group, 65528 bytes", mc_send(g, big, sizeof big), MC_ERR_MESSAGE_TOO_LARGE);
+    CATALOGUE("`mc_receive` IPv6 group, source_capacity 22", mc_receive(g, 0, buf, sizeof buf, &len, src22, sizeof src22), MC_ERR_INVALID_ARGUMENT);
+    mc_free(g);
+}
+
 /* Bad inputs and faults, one row each in the README's catalogue. */
 static void test_catalogue(void) {
     mc_group *g = NULL;
@@ -606,6 +670,7 @@ static void test_catalogue(void) {
     free(long_text);
     test_catalogue_options();
     test_catalogue_batches();
+    test_catalogue_ipv6();
 }
 
 /* With the descriptor limit reached, mc_join fails cleanly and works again afterwards. */
@@ -657,6 +722,7 @@ int main(int argc, char **argv) {
         test_join_options();
         test_event_loop();
         test_batches();
+        test_ipv6_and_ssm();
         test_sizes();
         test_small_buffers_lose_nothing();
         test_timeouts();

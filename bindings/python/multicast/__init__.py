@@ -69,7 +69,8 @@ class _JoinOptions(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("interface_name", ctypes.c_char_p),
                 ("interface_index", ctypes.c_uint32), ("ttl", ctypes.c_int32),
                 ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t),
-                ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool)]
+                ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool),
+                ("source_address", ctypes.c_char_p)]
 
 
 _JOIN_OPTIONS_VERSION = 1
@@ -232,12 +233,13 @@ class Group:
 
 
 def join(group_addr, port, interface="", *, ttl=1, loopback=True, interface_index=0,
-         receive_buffer=0, gro=False):
+         receive_buffer=0, gro=False, source=""):
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
     the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
     whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
     (0: the kernel's default; see ``Group.receive_buffer_size`` for what was granted),
-    ``gro`` lets the kernel coalesce runs of datagrams (split again by the library)."""
+    ``gro`` lets the kernel coalesce runs of datagrams (split again by the library),
+    ``source`` admits only one sender's datagrams (source-specific multicast)."""
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidArgumentError("port must be between 1 and 65535")
     for name, value, limit in (("ttl", ttl, 2**31 - 1), ("interface_index", interface_index, 2**32 - 1),
@@ -254,6 +256,7 @@ def join(group_addr, port, interface="", *, ttl=1, loopback=True, interface_inde
     options.loopback = bool(loopback)
     options.receive_buffer_size = receive_buffer
     options.gro = bool(gro)
+    options.source_address = _text(source or "", "source")
     handle = _group_p()
     _check(_lib.mc_join_with_options(_text(group_addr, "group_addr"), port, ctypes.byref(options),
                                      ctypes.byref(handle)))

@@ -159,3 +159,21 @@ def test_gro_handle_receives_each_datagram():
         for text in ("one", "two", "three"):
             g.send(text)
         assert [g.receive(timeout=5)["data"] for _ in range(3)] == [b"one", b"two", b"three"]
+
+
+def test_ipv6_and_source_specific():
+    port = next(_ports)
+    with multicast.join("ff05::1:12", port, os.environ["MC_TEST_IFACE"]) as g:
+        g.send("six")
+        msg = g.receive(timeout=5)
+        assert msg["data"] == b"six" and msg["source"].startswith("[fd00:203::")
+    port = next(_ports)
+    with multicast.join("232.1.2.5", port, os.environ["MC_TEST_IFACE"], source=os.environ["MC_TEST_ADDR_B"]) as only_b, \
+            multicast.join("232.1.2.5", port, os.environ["MC_TEST_ADDR"]) as from_a, \
+            multicast.join("232.1.2.5", port, os.environ["MC_TEST_ADDR_B"]) as from_b:
+        from_a.send("a")
+        from_b.send("b")
+        assert only_b.receive(timeout=5)["data"] == b"b"
+        assert only_b.receive(timeout=0.3) is None
+    with pytest.raises(multicast.InvalidArgumentError):
+        multicast.join("232.1.2.5", port, source="fd00::1")

@@ -1,0 +1,192 @@
+//! The socket of a group: opened, bound and joined as the options say, for IPv4 and
+//! IPv6, any-source or source-specific, and left again.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsFd;
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+
+use crate::datagram;
+use crate::error::{Error, ErrorKind, Result};
+use crate::interface::Interface;
+use crate::options::JoinOptions;
+use crate::sys;
+
+/// What a socket joined: enough to leave it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Membership {
+    pub group: IpAddr,
+    pub interface: Option<Interface>,
+    /// The one sender of a source-specific join.
+    pub source: Option<IpAddr>,
+}
+
+impl Membership {
+    /// The kernel interface index to join on (0: the kernel's choice).
+    fn index(&self) -> u32 {
+        self.interface.as_ref().map_or(0, |i| i.index)
+    }
+
+    /// Where sends go: the group and port, with the zone of a link-scoped IPv6 group.
+    pub fn destination(&self, port: u16) -> SockAddr {
+        match self.group {
+            IpAddr::V4(v4) => SockAddr::from(SocketAddrV4::new(v4, port)),
+            IpAddr::V6(v6) => SockAddr::from(SocketAddrV6::new(v6, port, 0, self.scope_id())),
+        }
+    }
+
+    /// The zone of a link-scoped IPv6 group (its interface index), else 0.
+    pub fn scope_id(&self) -> u32 {
+        if crate::address::needs_interface(&self.group) {
+            self.index()
+        } else {
+            0
+        }
+    }
+
+    /// Opens the socket: bound to the group (so no other group's traffic arrives),
+    /// joined, and set up for sending as `options` say.
+    pub fn open(&self, port: u16, options: &JoinOptions) -> Result<Socket> {
+        let setup = |what: &'static str| {
+            move |e: std::io::Error| Error::io(&format!("join failed: {what}"), &e)
+        };
+        let domain = if self.group.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let socket = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+            .map_err(setup("cannot create a UDP socket"))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(setup("SO_REUSEADDR"))?;
+        match self.group {
+            IpAddr::V4(_) => socket
+                .set_multicast_all_v4(false)
+                .map_err(setup("IP_MULTICAST_ALL"))?,
+            IpAddr::V6(_) => {
+                socket.set_only_v6(true).map_err(setup("IPV6_V6ONLY"))?;
+                socket
+                    .set_multicast_all_v6(false)
+                    .map_err(setup("IPV6_MULTICAST_ALL"))?;
+            }
+        }
+        if options.receive_buffer > 0 {
+            // Before bind, so no datagram is queued against the default size.
+            socket
+                .set_recv_buffer_size(options.receive_buffer)
+                .map_err(setup("SO_RCVBUF"))?;
+        }
+        let bound = self.destination(port);
+        socket.bind(&bound).map_err(|e| {
+            let shown = bound.as_socket().map(|a| a.to_string()).unwrap_or_default();
+            Error::io(&format!("join failed: cannot bind {shown}"), &e)
+        })?;
+        self.join(&socket).map_err(|e| self.join_error(&e))?;
+        self.set_up_sending(&socket, options)?;
+        // Delivery metadata: the group and arrival interface on request, and always the
+        // kernel's drop counter (free until something is dropped).
+        if options.packet_info {
+            let (level, name) = match self.group {
+                IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
+                IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+            };
+            sys::set_int_option(socket.as_fd(), level, name, 1).map_err(setup("IP_PKTINFO"))?;
+        }
+        sys::set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+            .map_err(setup("SO_RXQ_OVFL"))?;
+        if options.gro {
+            sys::set_int_option(socket.as_fd(), libc::SOL_UDP, datagram::UDP_GRO, 1)
+                .map_err(setup("UDP_GRO"))?;
+        }
+        Ok(socket)
+    }
+
+    fn join(&self, socket: &Socket) -> std::io::Result<()> {
+        match (self.group, self.source) {
+            (group, Some(source)) => {
+                sys::source_membership(socket.as_fd(), self.index(), group, source, true)
+            }
+            (IpAddr::V4(group), None) => socket.join_multicast_v4_n(&group, &self.v4_interface()),
+            (IpAddr::V6(group), None) => socket.join_multicast_v6(&group, self.index()),
+        }
+    }
+
+    /// Drops the membership now (closing the socket would too, but later).
+    pub fn leave(&self, socket: &Socket) -> std::io::Result<()> {
+        match (self.group, self.source) {
+            (group, Some(source)) => {
+                sys::source_membership(socket.as_fd(), self.index(), group, source, false)
+            }
+            (IpAddr::V4(group), None) => socket.leave_multicast_v4_n(&group, &self.v4_interface()),
+            (IpAddr::V6(group), None) => socket.leave_multicast_v6(&group, self.index()),
+        }
+    }
+
+    fn v4_interface(&self) -> InterfaceIndexOrAddress {
+        match &self.interface {
+            Some(i) => InterfaceIndexOrAddress::Index(i.index),
+            None => InterfaceIndexOrAddress::Address(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+
+    fn set_up_sending(&self, socket: &Socket, options: &JoinOptions) -> Result<()> {
+        let setup = |what: &'static str| {
+            move |e: std::io::Error| Error::io(&format!("join failed: {what}"), &e)
+        };
+        match self.group {
+            IpAddr::V4(_) => {
+                // By address: sends then also leave from that address (a host may have several).
+                if let Some(addr) = self.interface.as_ref().and_then(|i| i.ipv4) {
+                    socket
+                        .set_multicast_if_v4(&addr)
+                        .map_err(setup("IP_MULTICAST_IF"))?;
+                }
+                socket
+                    .set_multicast_loop_v4(options.loopback)
+                    .map_err(setup("IP_MULTICAST_LOOP"))?;
+                socket
+                    .set_multicast_ttl_v4(options.ttl)
+                    .map_err(setup("IP_MULTICAST_TTL"))?;
+            }
+            IpAddr::V6(_) => {
+                if let Some(i) = &self.interface {
+                    socket
+                        .set_multicast_if_v6(i.index)
+                        .map_err(setup("IPV6_MULTICAST_IF"))?;
+                }
+                socket
+                    .set_multicast_loop_v6(options.loopback)
+                    .map_err(setup("IPV6_MULTICAST_LOOP"))?;
+                socket
+                    .set_multicast_hops_v6(options.ttl)
+                    .map_err(setup("IPV6_MULTICAST_HOPS"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A refused join, said so that the user knows what to change.
+    fn join_error(&self, err: &std::io::Error) -> Error {
+        let group = self.group;
+        let no_device = err.raw_os_error() == Some(libc::ENODEV);
+        let route = match group {
+            IpAddr::V4(_) => "ip route add 224.0.0.0/4 dev IFACE",
+            IpAddr::V6(_) => "ip -6 route add ff00::/8 dev IFACE",
+        };
+        match &self.interface {
+            None if no_device => Error::new(
+                ErrorKind::Interface,
+                format!(
+                    "cannot join {group}: no interface has a route to multicast groups; name an interface \
+                     or add a multicast route ({route}) ({err})"
+                ),
+            ),
+            Some(i) if no_device => Error::new(
+                ErrorKind::Interface,
+                format!("cannot join {group} on interface {}: {err}", i.name),
+            ),
+            _ => Error::io(&format!("join failed: cannot join {group}"), err),
+        }
+    }
+}
