@@ -97,6 +97,7 @@ static int raw_join(const char *group, int port) {
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &out, sizeof out);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &on, sizeof on);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on); /* libmulticast always sets it */
     return fd;
 }
 

@@ -130,6 +130,10 @@ def main():
                     lambda impl: with_blast(64, secs, lambda: run(GO, "recv", impl, 64, secs)))
     raw["go_recv"][64] = res
     pair("Go receive 64 B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
+    res = alternate(args.rounds, ["lib", "std"],
+                    lambda impl: run(GO, "bsend", "lib", 64, secs) if impl == "lib" else run(GO, "send", "std", 64, secs))
+    raw["go_batch_send"] = res
+    pair("Go SendBatch vs WriteToUDP, 64 B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
 
     # Batches: a sender and a receiver process, libmulticast's batch calls against the
     # per-message loop on raw sockets. Equal sizes use GSO (and GRO on the receiver);

@@ -584,15 +584,23 @@ impl Group {
         match (code, iface) {
             (Some(libc::ENETDOWN), Some(name)) => Error::io(
                 &format!(
-                    "send failed: interface {name} is down; bring it up or name another interface"
+                    "send failed: interface {name} is down; bring it up (ip link set {name} up) or name another interface"
                 ),
                 err,
             ),
-            (Some(libc::ENETUNREACH) | Some(libc::ENODEV), None) => Error::io(
-                "send failed: no route to the group; name an interface or add a multicast route \
-                 (ip route add 224.0.0.0/4 dev IFACE)",
-                err,
-            ),
+            (Some(libc::ENETUNREACH) | Some(libc::ENODEV), None) => {
+                let route = match self.membership.group {
+                    IpAddr::V4(_) => "ip route add 224.0.0.0/4 dev IFACE",
+                    IpAddr::V6(_) => "ip -6 route add ff00::/8 dev IFACE",
+                };
+                Error::io(
+                    &format!(
+                        "send failed: no route to the group; name an interface or add a \
+                         multicast route ({route})"
+                    ),
+                    err,
+                )
+            }
             _ => Error::io("send failed", err),
         }
     }

@@ -50,9 +50,11 @@ struct GroupSourceReq {
     source: libc::sockaddr_storage,
 }
 
-fn storage_of(addr: IpAddr) -> libc::sockaddr_storage {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+/// Writes `addr` (port 0) into `storage` in place. Never moved by value afterwards: Rust
+/// may drop the bytes that libc's sockaddr_storage declares as padding, which is where
+/// sockaddr_in keeps its address.
+fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: IpAddr) {
+    let at = (storage as *mut libc::sockaddr_storage).cast::<u8>();
     match addr {
         IpAddr::V4(v4) => {
             let sin = libc::sockaddr_in {
@@ -64,7 +66,7 @@ fn storage_of(addr: IpAddr) -> libc::sockaddr_storage {
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            unsafe { std::ptr::write(at.cast::<libc::sockaddr_in>(), sin) };
         }
         IpAddr::V6(v6) => {
             let sin6 = libc::sockaddr_in6 {
@@ -77,10 +79,9 @@ fn storage_of(addr: IpAddr) -> libc::sockaddr_storage {
                 sin6_scope_id: 0,
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            unsafe { std::ptr::write(at.cast::<libc::sockaddr_in6>(), sin6) };
         }
     }
-    storage
 }
 
 /// Joins (or leaves) `group` for datagrams from `source` only, on interface `index`
@@ -92,11 +93,12 @@ pub(crate) fn source_membership(
     source: IpAddr,
     join: bool,
 ) -> io::Result<()> {
-    let request = GroupSourceReq {
-        interface: index,
-        group: storage_of(group),
-        source: storage_of(source),
-    };
+    // Zeroed first (the kernel reads every byte, padding included), then filled in place.
+    // SAFETY: all-zero is a valid group_source_req.
+    let mut request: GroupSourceReq = unsafe { std::mem::zeroed() };
+    request.interface = index;
+    write_sockaddr(&mut request.group, group);
+    write_sockaddr(&mut request.source, source);
     let level = if group.is_ipv4() {
         libc::IPPROTO_IP
     } else {

@@ -240,3 +240,20 @@ fn down_interface_says_what_to_do() {
         "interface mcdown0 is down; bring it up (ip link set mcdown0 up) or name another interface"
     );
 }
+
+#[test]
+fn ipv6_packet_info_reports_group_and_interface() {
+    let port = unique_port();
+    let g = join_with(
+        "ff05::1:13",
+        port,
+        JoinOptions::default()
+            .interface(&test_iface())
+            .packet_info(true),
+    );
+    g.send(b"where").unwrap();
+    let mut buf = [0u8; 64];
+    let r = g.receive(WAIT, &mut buf).unwrap().unwrap();
+    assert_eq!(r.destination.unwrap().to_string(), "ff05::1:13");
+    assert_eq!(r.interface_index, Some(g.interface().unwrap().index));
+}

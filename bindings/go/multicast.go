@@ -203,6 +203,12 @@ func (g *Group) Send(msg any) error {
 		}
 		data = encoded
 	}
+	return g.SendBytes(data)
+}
+
+// SendBytes sends data as one datagram, byte for byte: Send for a []byte without the
+// conversion to an interface value (which costs an allocation per call).
+func (g *Group) SendBytes(data []byte) error {
 	var ptr unsafe.Pointer
 	if len(data) > 0 {
 		ptr = unsafe.Pointer(&data[0])

@@ -185,7 +185,7 @@ func sendFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) 
 			return errObj
 		}
 		var err error
-		object.RunBlocking(ctx, func() { err = g.Send(data) })
+		object.RunBlocking(ctx, func() { err = g.SendBytes(data) })
 		if err != nil {
 			return scerrors.NewError("%s", prefixed("send failed: ", err))
 		}

@@ -5,6 +5,7 @@
 //
 //	mcbench-go send lib|std SIZE SECONDS
 //	mcbench-go recv lib|std SIZE SECONDS   (while benches' C `mcbench blast` saturates)
+//	mcbench-go bsend lib SIZE SECONDS      SendBatch, 64 equal-sized messages per call
 package main
 
 import (
@@ -33,7 +34,7 @@ type endpoint interface {
 
 type lib struct{ g *multicast.Group }
 
-func (l lib) send(b []byte) error { return l.g.Send(b) }
+func (l lib) send(b []byte) error { return l.g.SendBytes(b) }
 func (l lib) receive(t time.Duration) ([]byte, string, error) {
 	m, err := l.g.Receive(t)
 	if m == nil || err != nil {
@@ -92,6 +93,10 @@ func main() {
 		os.Exit(2)
 	}
 	mode, impl := os.Args[1], os.Args[2]
+	if mode == "bsend" {
+		batchSend(os.Args[3], os.Args[4])
+		return
+	}
 	size, _ := strconv.Atoi(os.Args[3])
 	seconds, _ := strconv.ParseFloat(os.Args[4], 64)
 	port := sendPort
@@ -130,6 +135,36 @@ func main() {
 	elapsed := time.Since(start).Seconds()
 	json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"mode": "go-" + mode, "impl": impl, "size": size, "messages": count,
+		"seconds": elapsed, "rate": float64(count) / elapsed,
+	})
+}
+
+// batchSend measures SendBatch on a GRO handle (it hears its own runs; see the README).
+func batchSend(sizeArg, secondsArg string) {
+	size, _ := strconv.Atoi(sizeArg)
+	seconds, _ := strconv.ParseFloat(secondsArg, 64)
+	g, err := multicast.JoinWithOptions(group, sendPort, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_IFACE"), GRO: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcbench-go:", err)
+		os.Exit(1)
+	}
+	defer g.Close()
+	msgs := make([][]byte, 64)
+	for i := range msgs {
+		msgs[i] = make([]byte, size)
+	}
+	count := 0
+	start := time.Now()
+	end := start.Add(time.Duration(seconds * float64(time.Second)))
+	for time.Now().Before(end) {
+		for i := 0; i < 16; i++ {
+			n, _ := g.SendBatch(msgs)
+			count += n
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"mode": "go-bsend", "impl": "lib", "size": size, "messages": count,
 		"seconds": elapsed, "rate": float64(count) / elapsed,
 	})
 }
