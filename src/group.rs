@@ -483,10 +483,16 @@ impl Group {
             }
             *current = Some(wanted);
         }
+        let started = Instant::now();
         let result = match datagram::recv_with_meta(socket, buf, 0) {
             Ok(meta) => self.accept(meta).map(Some),
             Err(_) if self.is_closed() => Err(Error::closed("receive")),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return None,
+            // Early: someone set O_NONBLOCK on the descriptor (an event loop adopting
+            // mc_fd); the caller waits in poll for the rest instead.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < wanted => {
+                return None
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(Error::io("receive failed", &e)),
         };

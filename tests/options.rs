@@ -194,3 +194,34 @@ fn descriptor_is_readable_exactly_while_datagrams_are_queued() {
         ErrorKind::Closed
     );
 }
+
+#[test]
+fn timeouts_hold_when_an_event_loop_made_the_descriptor_non_blocking() {
+    let g = join_with("239.2.1.8", unique_port(), &JoinOptions::default());
+    let fd = g.raw_fd().unwrap();
+    // What adopting mc_fd into a non-blocking event loop does to the shared description.
+    // SAFETY: fcntl on a descriptor the group keeps open.
+    unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+        )
+    };
+    let start = std::time::Instant::now();
+    assert_eq!(
+        g.receive_message(Timeout::After(Duration::from_millis(200)))
+            .unwrap(),
+        None
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "returned after {:?}",
+        start.elapsed()
+    );
+    g.send(b"still works").unwrap();
+    assert_eq!(
+        g.receive_message(WAIT).unwrap().unwrap().data,
+        b"still works"
+    );
+}
