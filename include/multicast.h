@@ -72,7 +72,8 @@ typedef enum mc_status {
    */
   MC_ERR_INTERFACE = -3,
   /**
-   * A message of more than MC_MAX_MESSAGE_SIZE bytes; nothing was sent.
+   * A message over the group's limit (MC_MAX_MESSAGE_SIZE, or MC_MAX_MESSAGE_SIZE_V6
+   * for IPv6); nothing was sent.
    */
   MC_ERR_MESSAGE_TOO_LARGE = -4,
   /**
@@ -111,7 +112,7 @@ typedef struct mc_datagram {
    */
   const void *data;
   /**
-   * Its length, 0..MC_MAX_MESSAGE_SIZE.
+   * Its length, 0..MC_MAX_MESSAGE_SIZE (MC_MAX_MESSAGE_SIZE_V6 on an IPv6 group).
    */
   size_t len;
 } mc_datagram;
@@ -216,7 +217,7 @@ extern "C" {
  * every buffer.
  * Errors (nothing sent): MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_sent`, `datagrams`
  * with `count` > 0, or a datagram's NULL `data` with `len` > 0),
- * MC_ERR_MESSAGE_TOO_LARGE (any datagram over MC_MAX_MESSAGE_SIZE; checked first),
+ * MC_ERR_MESSAGE_TOO_LARGE (any datagram over the group's limit; checked first),
  * MC_ERR_CLOSED, MC_ERR_IO.
  * Thread-safety: safe from any thread, concurrently with every call but mc_free.
  */
@@ -302,7 +303,8 @@ enum mc_status mc_join_with_options(const char *group_addr,
  *
  * The caller keeps ownership of `data`; it is not used after the call returns.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, NULL `data` with `len` > 0),
- * MC_ERR_MESSAGE_TOO_LARGE (more than MC_MAX_MESSAGE_SIZE bytes; nothing sent),
+ * MC_ERR_MESSAGE_TOO_LARGE (more than MC_MAX_MESSAGE_SIZE bytes, MC_MAX_MESSAGE_SIZE_V6 on
+ * an IPv6 group; nothing sent),
  * MC_ERR_CLOSED, MC_ERR_IO.
  * Thread-safety: safe from any thread, concurrently with every call but mc_free.
  */
@@ -328,10 +330,11 @@ enum mc_status mc_send_json(struct mc_group *group, const char *json);
  * is not NULL, `source` holds the sender as NUL-terminated "ip:port".
  * On MC_TIMEOUT, `*out_len` is 0 and `source` (if given) is "".
  * On MC_ERR_BUFFER_TOO_SMALL, `*out_len` is the datagram's size and the datagram stays
- * queued: retry with a buffer that large. A buffer of MC_MAX_MESSAGE_SIZE never is too
- * small, and a buffer of at least 65535 bytes takes one system call instead of two.
- * `source_capacity` must be at least 22 for IPv4 (MC_SOURCE_MAX is always enough); it
- * is checked before anything is received, so nothing is lost to a bad argument.
+ * queued: retry with a buffer that large. A buffer of the group's limit
+ * (MC_MAX_MESSAGE_SIZE for IPv4, MC_MAX_MESSAGE_SIZE_V6 for IPv6) is never too small,
+ * and takes one system call per datagram instead of two.
+ * `source_capacity` must be at least 22 for IPv4, 64 for IPv6 (MC_SOURCE_MAX); it is
+ * checked before anything is received, so nothing is lost to a bad argument.
  *
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_len`, NULL `buf` with
  * `capacity` > 0, NaN timeout, `source_capacity` too small), MC_ERR_BUFFER_TOO_SMALL,

@@ -22,7 +22,7 @@ const CHUNK: usize = 64;
 pub struct mc_datagram {
     /// The payload; the caller keeps ownership.
     pub data: *const c_void,
-    /// Its length, 0..MC_MAX_MESSAGE_SIZE.
+    /// Its length, 0..MC_MAX_MESSAGE_SIZE (MC_MAX_MESSAGE_SIZE_V6 on an IPv6 group).
     pub len: usize,
 }
 
@@ -57,7 +57,7 @@ pub struct mc_received {
 /// every buffer.
 /// Errors (nothing sent): MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_sent`, `datagrams`
 /// with `count` > 0, or a datagram's NULL `data` with `len` > 0),
-/// MC_ERR_MESSAGE_TOO_LARGE (any datagram over MC_MAX_MESSAGE_SIZE; checked first),
+/// MC_ERR_MESSAGE_TOO_LARGE (any datagram over the group's limit; checked first),
 /// MC_ERR_CLOSED, MC_ERR_IO.
 /// Thread-safety: safe from any thread, concurrently with every call but mc_free.
 #[no_mangle]

@@ -22,7 +22,8 @@ pub enum mc_status {
     MC_ERR_NOT_MULTICAST = -2,
     /// The interface was not found, has no usable address, or no route leads to groups.
     MC_ERR_INTERFACE = -3,
-    /// A message of more than MC_MAX_MESSAGE_SIZE bytes; nothing was sent.
+    /// A message over the group's limit (MC_MAX_MESSAGE_SIZE, or MC_MAX_MESSAGE_SIZE_V6
+    /// for IPv6); nothing was sent.
     MC_ERR_MESSAGE_TOO_LARGE = -4,
     /// mc_receive: *out_len holds the size needed; the datagram stays queued.
     MC_ERR_BUFFER_TOO_SMALL = -5,
