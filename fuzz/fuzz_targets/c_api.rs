@@ -23,6 +23,9 @@ struct JoinOptions {
     source_address: *const c_char,
 }
 
+// Mirrors the C layout of version 1 (see src/ffi/options.rs).
+const _: () = assert!(std::mem::size_of::<JoinOptions>() == 56);
+
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
 #[allow(non_camel_case_types)]
 type mc_group = c_void;

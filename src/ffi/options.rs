@@ -46,6 +46,10 @@ pub struct mc_join_options {
     pub source_address: *const c_char,
 }
 
+// The layout of version 1 is fixed: hand-written mirrors (the Python binding's ctypes
+// structure, the fuzz target) assert the same size, so none can drift unnoticed.
+const _: () = assert!(std::mem::size_of::<mc_join_options>() == 56 || usize::BITS != 64);
+
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
 /// no interface, TTL 1, loopback on, the kernel's receive buffer.
 ///

@@ -20,6 +20,9 @@
 
 static int passed, failed;
 
+/* Version 1's layout is fixed (64-bit); the Rust side and every mirror assert the same. */
+_Static_assert(sizeof(void *) != 8 || sizeof(mc_join_options) == 56, "mc_join_options v1 layout changed");
+
 #define CHECK(cond)                                                                     \
     do {                                                                                \
         if (cond) {                                                                     \

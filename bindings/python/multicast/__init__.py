@@ -74,13 +74,30 @@ class _JoinOptions(ctypes.Structure):
 
 
 _JOIN_OPTIONS_VERSION = 1
+# The C layout of version 1 (64-bit): a field added on one side only would corrupt memory.
+assert ctypes.sizeof(ctypes.c_void_p) != 8 or ctypes.sizeof(_JoinOptions) == 56, "mc_join_options mirror out of date"
 _lib.mc_join_options_init.argtypes = [ctypes.POINTER(_JoinOptions), ctypes.c_uint32]
 _lib.mc_join_with_options.argtypes = [ctypes.c_char_p, ctypes.c_int32,
                                       ctypes.POINTER(_JoinOptions), ctypes.POINTER(_group_p)]
+class _Datagram(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Received(ctypes.Structure):
+    _fields_ = [("buf", ctypes.c_void_p), ("capacity", ctypes.c_size_t), ("len", ctypes.c_size_t),
+                ("source", ctypes.c_char * 64), ("destination", ctypes.c_char * 64),
+                ("interface_index", ctypes.c_uint32)]
+
+
+assert ctypes.sizeof(ctypes.c_void_p) != 8 or ctypes.sizeof(_Received) == 160, "mc_received mirror out of date"
+_lib.mc_send_batch.argtypes = [_group_p, ctypes.POINTER(_Datagram), ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+_lib.mc_receive_batch.argtypes = [_group_p, ctypes.c_double, ctypes.POINTER(_Received), ctypes.c_size_t,
+                                  ctypes.POINTER(ctypes.c_size_t)]
 _lib.mc_fd.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int)]
 _lib.mc_receive_buffer_size.argtypes = [_group_p, ctypes.POINTER(ctypes.c_size_t)]
 for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "mc_join_options_init",
-              "mc_join_with_options", "mc_fd", "mc_receive_buffer_size"):
+              "mc_join_with_options", "mc_fd", "mc_receive_buffer_size", "mc_send_batch",
+              "mc_receive_batch"):
     getattr(_lib, _name).restype = ctypes.c_int
 
 _OK, _TIMEOUT = 0, 1
@@ -182,6 +199,38 @@ class Group:
         if isinstance(timeout, float) and math.isnan(timeout):
             raise InvalidArgumentError("timeout must be a number of seconds, not NaN")
         return self._receive(float(timeout))
+
+    def send_batch(self, messages):
+        """Sends each of ``messages`` (bytes or str) as its own datagram, in order, in as
+        few system calls as the kernel allows (GSO runs, sendmmsg). Returns how many
+        were sent: fewer than given means the kernel stopped taking them."""
+        payloads = [m.encode("utf-8") if isinstance(m, str) else bytes(m) for m in messages]
+        if not payloads:
+            return 0
+        buffers = [ctypes.create_string_buffer(p, len(p)) for p in payloads]
+        datagrams = (_Datagram * len(payloads))(*[_Datagram(ctypes.cast(b, ctypes.c_void_p), len(p))
+                                                  for b, p in zip(buffers, payloads)])
+        sent = ctypes.c_size_t(0)
+        _check(_lib.mc_send_batch(self._handle, datagrams, len(payloads), ctypes.byref(sent)))
+        return sent.value
+
+    def receive_batch(self, timeout=30, count=64, size=_RECEIVE_CAPACITY):
+        """Waits up to ``timeout`` seconds (<= 0: no limit) for a datagram, then takes up to
+        ``count`` already queued; returns a list of {"data", "source"} dicts ([] on timeout).
+        ``size`` is each slot's capacity; the default never truncates."""
+        if timeout is None or timeout <= 0:
+            timeout = -1.0
+        buffers = [ctypes.create_string_buffer(size) for _ in range(count)]
+        slots = (_Received * count)()
+        for slot, buf in zip(slots, buffers):
+            slot.buf = ctypes.cast(buf, ctypes.c_void_p)
+            slot.capacity = size
+        filled = ctypes.c_size_t(0)
+        status = _check(_lib.mc_receive_batch(self._handle, float(timeout), slots, count, ctypes.byref(filled)))
+        if status == _TIMEOUT:
+            return []
+        return [{"data": buffers[i].raw[:slots[i].len], "source": slots[i].source.decode()}
+                for i in range(filled.value)]
 
     def receive_now(self):
         """Returns a datagram already queued, or None at once: what an event loop calls

@@ -177,3 +177,17 @@ def test_ipv6_and_source_specific():
         assert only_b.receive(timeout=0.3) is None
     with pytest.raises(multicast.InvalidArgumentError):
         multicast.join("232.1.2.5", port, source="fd00::1")
+
+
+def test_batches_round_trip():
+    port = next(_ports)
+    with multicast.join("239.4.1.4", port, gro=True) as g:
+        messages = [f"m{i:03d}" for i in range(100)] + [b"\x00\xff", ""]
+        assert g.send_batch(messages) == len(messages)
+        got = []
+        while len(got) < len(messages):
+            batch = g.receive_batch(timeout=5, count=16)
+            assert batch, "timed out"
+            got += [m["data"] for m in batch]
+        assert got == [m.encode() if isinstance(m, str) else m for m in messages]
+        assert g.receive_batch(timeout=0.1) == []
