@@ -87,6 +87,14 @@ static gomc_result gomc_send_batch(mc_group *g, const mc_datagram *datagrams, si
 	return r;
 }
 
+// Slots and their buffers live in C memory, so no Go pointer is stored in C memory.
+static gomc_result gomc_receive_batch(mc_group *g, double timeout, mc_received *slots, size_t count) {
+	size_t n = 0;
+	gomc_result r = gomc_done(mc_receive_batch(g, timeout, slots, count, &n));
+	r.len = n;
+	return r;
+}
+
 static gomc_result gomc_close(mc_group *g) {
 	return gomc_done(mc_close(g));
 }
@@ -247,6 +255,48 @@ func (g *Group) SendBatch(msgs [][]byte) (int, error) {
 		return 0, newError(r)
 	}
 	return int(r.len), nil
+}
+
+// ReceiveBatch waits up to timeout (<= 0: without limit) for a datagram, then takes up
+// to max-1 more that are already queued, each into a slot of size bytes (0 means the
+// largest datagram, which never truncates). It returns nil, nil on timeout. A datagram
+// larger than its slot stays queued for the next call.
+func (g *Group) ReceiveBatch(timeout time.Duration, max, size int) ([]*Message, error) {
+	if max < 1 || max > 1024 || size < 0 {
+		return nil, &Error{Status: StatusInvalidArgument, Message: "ReceiveBatch needs 1 <= max <= 1024 and size >= 0"}
+	}
+	if size == 0 {
+		size = receiveCapacity
+	}
+	slots := (*[1024]C.mc_received)(C.calloc(C.size_t(max), C.sizeof_mc_received))[:max:max]
+	bufs := C.malloc(C.size_t(max * size))
+	defer C.free(unsafe.Pointer(&slots[0]))
+	defer C.free(bufs)
+	for i := range slots {
+		slots[i].buf = unsafe.Add(bufs, i*size)
+		slots[i].capacity = C.size_t(size)
+	}
+	seconds := -1.0
+	if timeout > 0 {
+		seconds = timeout.Seconds()
+	}
+	r := C.gomc_receive_batch(g.handle, C.double(seconds), &slots[0], C.size_t(max))
+	runtime.KeepAlive(g)
+	switch r.status {
+	case C.MC_OK:
+		msgs := make([]*Message, int(r.len))
+		for i := range msgs {
+			msgs[i] = &Message{
+				Data:   C.GoBytes(slots[i].buf, C.int(slots[i].len)),
+				Source: C.GoString(&slots[i].source[0]),
+			}
+		}
+		return msgs, nil
+	case C.MC_TIMEOUT:
+		return nil, nil
+	default:
+		return nil, newError(r)
+	}
 }
 
 // receiveBuffers hold a datagram of any size followed by the sender's text.

@@ -165,3 +165,35 @@ func TestIPv6AndSourceSpecific(t *testing.T) {
 		t.Fatalf("a's datagram got through: %v, %v", msg, err)
 	}
 }
+
+func TestReceiveBatch(t *testing.T) {
+	g := joinWith(t, "239.3.1.7", uniquePort(), multicast.JoinOptions{GRO: true})
+	var msgs [][]byte
+	for i := 0; i < 100; i++ {
+		msgs = append(msgs, []byte(strconv.Itoa(1000+i)))
+	}
+	if n, err := g.SendBatch(msgs); err != nil || n != len(msgs) {
+		t.Fatalf("SendBatch = %d, %v", n, err)
+	}
+	var got []string
+	for len(got) < len(msgs) {
+		batch, err := g.ReceiveBatch(5*time.Second, 16, 64)
+		if err != nil || batch == nil {
+			t.Fatalf("ReceiveBatch after %d: %v, %v", len(got), batch, err)
+		}
+		for _, m := range batch {
+			got = append(got, string(m.Data))
+		}
+	}
+	for i, want := range msgs {
+		if got[i] != string(want) {
+			t.Fatalf("datagram %d = %q, want %q", i, got[i], want)
+		}
+	}
+	if batch, err := g.ReceiveBatch(100*time.Millisecond, 16, 0); batch != nil || err != nil {
+		t.Fatalf("empty queue: %v, %v", batch, err)
+	}
+	if _, err := g.ReceiveBatch(0, 0, 0); !errors.Is(err, multicast.ErrInvalidArgument) {
+		t.Fatalf("max 0: %v", err)
+	}
+}
