@@ -217,7 +217,8 @@ extern "C" {
  * every buffer.
  * Errors (nothing sent): MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_sent`, `datagrams`
  * with `count` > 0, or a datagram's NULL `data` with `len` > 0),
- * MC_ERR_MESSAGE_TOO_LARGE (any datagram over the group's limit; checked first),
+ * MC_ERR_MESSAGE_TOO_LARGE (any datagram over the group's limit, MC_MAX_MESSAGE_SIZE or
+ * MC_MAX_MESSAGE_SIZE_V6; checked first),
  * MC_ERR_CLOSED, MC_ERR_IO.
  * Thread-safety: safe from any thread, concurrently with every call but mc_free.
  */

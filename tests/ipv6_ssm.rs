@@ -257,3 +257,26 @@ fn ipv6_packet_info_reports_group_and_interface() {
     assert_eq!(r.destination.unwrap().to_string(), "ff05::1:13");
     assert_eq!(r.interface_index, Some(g.interface().unwrap().index));
 }
+
+#[test]
+fn ipv6_limit_applies_to_json_and_batches_too() {
+    let g = join_with(
+        "ff05::1:14",
+        unique_port(),
+        JoinOptions::default()
+            .interface(&test_iface())
+            .receive_buffer(1 << 20),
+    );
+    // A JSON string encoding to 65,520 bytes: over IPv4's limit, within IPv6's.
+    let json = format!("\"{}\"", "j".repeat(65_518));
+    g.send_json(&json).unwrap();
+    assert_eq!(g.receive_message(WAIT).unwrap().unwrap().data.len(), 65_520);
+    let big = vec![1u8; 65_527];
+    assert_eq!(g.send_batch(&[&big, b"small"]).unwrap(), 2);
+    assert_eq!(g.receive_message(WAIT).unwrap().unwrap().data.len(), 65_527);
+    assert_eq!(g.receive_message(WAIT).unwrap().unwrap().data, b"small");
+    let e = g
+        .send_json(&format!("\"{}\"", "j".repeat(65_526)))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
+}

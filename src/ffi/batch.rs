@@ -57,7 +57,8 @@ pub struct mc_received {
 /// every buffer.
 /// Errors (nothing sent): MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_sent`, `datagrams`
 /// with `count` > 0, or a datagram's NULL `data` with `len` > 0),
-/// MC_ERR_MESSAGE_TOO_LARGE (any datagram over the group's limit; checked first),
+/// MC_ERR_MESSAGE_TOO_LARGE (any datagram over the group's limit, MC_MAX_MESSAGE_SIZE or
+/// MC_MAX_MESSAGE_SIZE_V6; checked first),
 /// MC_ERR_CLOSED, MC_ERR_IO.
 /// Thread-safety: safe from any thread, concurrently with every call but mc_free.
 #[no_mangle]
@@ -71,8 +72,10 @@ pub unsafe extern "C" fn mc_send_batch(
         let handle = try_ref(group, "group")?;
         let out_sent = try_mut(out_sent, "out_sent")?;
         let datagrams = try_slice(datagrams, count, "datagrams")?;
+        // All of them before the first chunk goes out: a bad datagram sends nothing.
+        let limit = handle.group.max_message_size();
         for d in datagrams {
-            message::check_size(try_bytes(d.data, d.len, "datagram data")?.len())?;
+            message::check_size_for(try_bytes(d.data, d.len, "datagram data")?.len(), limit)?;
         }
         *out_sent = 0;
         for chunk in datagrams.chunks(CHUNK) {

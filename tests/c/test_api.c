@@ -567,6 +567,14 @@ static void test_ipv6_and_ssm(void) {
     size_t len = 0;
     CHECK_STATUS(mc_receive(g, 5.0, buf, sizeof buf, &len, src, sizeof src), MC_OK);
     CHECK(len == 3 && src[0] == '[' && strstr(src, "fd00:203::") == src + 1);
+    /* A batch datagram between the IPv4 and the IPv6 limit is an IPv6 group's to send. */
+    static char big6[MC_MAX_MESSAGE_SIZE_V6], got6[MC_MAX_MESSAGE_SIZE_V6];
+    mc_datagram one6 = {big6, sizeof big6};
+    size_t sent6 = 0;
+    CHECK_STATUS(mc_send_batch(g, &one6, 1, &sent6), MC_OK);
+    CHECK(sent6 == 1);
+    CHECK_STATUS(mc_receive(g, 5.0, got6, sizeof got6, &len, NULL, 0), MC_OK);
+    CHECK(len == MC_MAX_MESSAGE_SIZE_V6);
     mc_free(g);
 
     /* A zone picks the interface of a link-scoped group; the source shows its zone. */
