@@ -306,22 +306,11 @@ impl Group {
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = self.open_socket_or(&guard, "receive")?;
         let mut filled = 1;
-        if let Some(coalesced) = &self.coalesced {
-            // One lock for the whole batch: most of it comes out of one GRO run.
-            let mut run = coalesced.lock().unwrap_or_else(PoisonError::into_inner);
-            while filled < count {
-                match self.try_receive_coalesced(socket, bufs[filled], &mut run) {
-                    Ok(Some(r)) => received[filled] = Some(r),
-                    Ok(None) | Err(_) => break,
-                }
-                filled += 1;
-            }
-            return Ok(filled);
-        }
         // Buffers that cannot truncate take the rest in one recvmmsg call per 64.
-        if bufs[filled..count]
-            .iter()
-            .all(|b| b.len() >= self.max_message)
+        if self.coalesced.is_none()
+            && bufs[filled..count]
+                .iter()
+                .all(|b| b.len() >= self.max_message)
         {
             let _serialised = self
                 .receive_lock
@@ -351,8 +340,17 @@ impl Group {
             }
             return Ok(filled);
         }
+        // Under GRO, one lock for the whole batch: most of it comes out of one run.
+        let mut run = self
+            .coalesced
+            .as_ref()
+            .map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
         while filled < count {
-            match self.try_receive(socket, bufs[filled]) {
+            let next = match run.as_deref_mut() {
+                Some(run) => self.try_receive_coalesced(socket, bufs[filled], run),
+                None => self.try_receive(socket, bufs[filled]),
+            };
+            match next {
                 Ok(Some(r)) => received[filled] = Some(r),
                 Ok(None) | Err(_) => break,
             }
@@ -539,8 +537,8 @@ impl Group {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(Error::io("receive failed", &e)),
             };
-            let received = self.accept(meta)?;
-            run.len = received.len;
+            // The sender (or its absence after close) is checked as each datagram is handed out.
+            run.len = meta.len;
             run.offset = 0;
             run.segment = meta.segment.filter(|&s| s > 0).unwrap_or(run.len);
             run.remaining = if run.len == 0 {
