@@ -47,6 +47,9 @@ c-tests: lib
 	$(CC) $(CFLAGS_STRICT) -Iinclude tests/c/test_api.c -o $(B)/test_api $(LINK_SHARED)
 	$(CC) $(CFLAGS_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude \
 		tests/c/test_api.c -o $(B)/test_api_asan $(LINK_SHARED)
+	$(CC) $(CFLAGS_STRICT) -Iinclude tests/c/test_process.c -o $(B)/test_process $(LINK_SHARED)
+	$(CC) $(CFLAGS_STRICT) -DMC_NO_SMALL_STACK -fsanitize=address,undefined -fno-omit-frame-pointer \
+		-Iinclude tests/c/test_process.c -o $(B)/test_process_asan $(LINK_SHARED)
 	$(CC) $(CFLAGS_STRICT) -D_DEFAULT_SOURCE -Iinclude tests/c/lan_member.c -o $(B)/lan_member $(LINK_SHARED)
 	$(CC) $(CFLAGS_STRICT) -Iinclude tests/c/mc_tool.c -o $(B)/mc_tool $(LINK_SHARED)
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude -x c++ tests/c/cpp_header.cpp -o $(B)/cpp_header $(LINK_SHARED)

@@ -1,6 +1,6 @@
 /* listener.c: continuous listener. Prints "[source] data" for every message until
  * --count N messages have arrived or SIGINT/SIGTERM, then closes the group.
- * Usage: listener [--count N] [group] [port] */
+ * Usage: listener [--count N] [group] [port]; --help prints it. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +10,13 @@
 #include "multicast.h"
 
 static volatile sig_atomic_t stop_requested = 0;
+
+static int usage(FILE *out, int rc) {
+    fprintf(out, "usage: listener [--count N] [group] [port]\n"
+                 "  Prints \"[source] data\" for each message on group:port (default\n"
+                 "  239.1.1.1 9999) until N messages or SIGINT/SIGTERM.\n");
+    return rc;
+}
 
 static void on_signal(int sig) {
     (void)sig;
@@ -21,12 +28,19 @@ int main(int argc, char **argv) {
     const char *group_addr = "239.1.1.1";
     int port = 9999, positional = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
-            count = atol(argv[++i]);
+        char *end = NULL;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return usage(stdout, 0);
+        } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+            count = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || count < 0) return usage(stderr, 2);
+        } else if (argv[i][0] == '-' || positional >= 2) {
+            return usage(stderr, 2);
         } else if (positional++ == 0) {
             group_addr = argv[i];
         } else {
-            port = atoi(argv[i]);
+            port = (int)strtol(argv[i], &end, 10);
+            if (*end != '\0') return usage(stderr, 2);
         }
     }
     struct sigaction sa;

@@ -8,6 +8,12 @@
  * out-parameters; every pointer argument is checked for NULL; on failure the calling
  * thread's mc_last_error() says why. Strings are NUL-terminated UTF-8. What the library
  * allocates, the library frees (mc_free); returned strings are borrowed.
+ *
+ * Threads and processes: every call runs on a thread with a stack of 32 KiB or more
+ * (deeply nested JSON moves to a stack of its own). Calls made while a thread exits
+ * (atexit handlers, pthread_key destructors) work; mc_last_error then gives a fixed
+ * text for the failure's kind. After fork(), a child's inherited handles act as closed
+ * in the child and closing or freeing them never touches the parent's (see mc_close).
  */
 
 #ifndef MULTICAST_H
@@ -23,6 +29,11 @@
 #define MC_VERSION_MINOR 1
 #define MC_VERSION_PATCH 0
 
+
+/**
+ * The deepest nesting of arrays and objects accepted, as Go's `encoding/json` does.
+ */
+#define MAX_JSON_DEPTH 10000
 
 /**
  * The mc_join_options layout this header describes. Pass it to mc_join_options_init.
@@ -230,14 +241,16 @@ enum mc_status mc_send_batch(struct mc_group *group,
 /**
  * Receives up to `count` datagrams into `slots`: waits up to `timeout_seconds` (as in
  * mc_receive) for the first, then takes whatever else is already queued without
- * waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT).
+ * waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT). With
+ * `count` 0 it returns MC_TIMEOUT at once without waiting or consuming anything.
  *
  * Each slot gets the datagram and its sender, and with the join option packet_info the
  * group it was sent to and the interface it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
  * or, if it is the first, the call fails with MC_ERR_BUFFER_TOO_SMALL and the slot's
  * `len` set to the size needed.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_count`, `slots` with `count` > 0,
- * a slot's NULL `buf` with `capacity` > 0, NaN timeout), MC_ERR_BUFFER_TOO_SMALL,
+ * NaN timeout, a slot's NULL `buf` with `capacity` > 0; every slot is checked before anything is
+ * received, so nothing is lost), MC_ERR_BUFFER_TOO_SMALL,
  * MC_ERR_CLOSED, MC_ERR_IO.
  * Thread-safety: safe from any thread, concurrently with every call but mc_free;
  * concurrent receivers get distinct datagrams.
@@ -314,11 +327,13 @@ enum mc_status mc_send(struct mc_group *group, const void *data, size_t len);
 /**
  * Sends the NUL-terminated JSON text `json` the way scriptling sends a dict (Go's
  * encoding/json): parsed, then sent compact with object keys sorted, `<`, `>`, `&`
- * escaped as \u003c etc., and whole-number floats without a fraction.
+ * escaped as \u003c etc., and whole-number floats without a fraction. As in Go, arrays
+ * and objects may nest 10,000 deep and a lone UTF-16 surrogate escape ("\ud800")
+ * becomes U+FFFD; unlike Go's decoder, integers beyond 2^53 are sent exactly.
  *
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL or non-UTF-8), MC_ERR_INVALID_JSON (with
- * serde's line and column; nothing sent), MC_ERR_MESSAGE_TOO_LARGE, MC_ERR_CLOSED,
- * MC_ERR_IO.
+ * serde's line and column, or the nesting limit; nothing sent),
+ * MC_ERR_MESSAGE_TOO_LARGE, MC_ERR_CLOSED, MC_ERR_IO.
  * Thread-safety: as mc_send.
  */
 enum mc_status mc_send_json(struct mc_group *group, const char *json);
@@ -355,6 +370,12 @@ enum mc_status mc_receive(struct mc_group *group,
  * MC_ERR_CLOSED at once; later calls on it return MC_ERR_CLOSED; closing again returns
  * MC_OK. The handle and its property strings stay valid until mc_free.
  *
+ * After fork(), a handle the child inherited acts as closed in the child: every call
+ * on it returns MC_ERR_CLOSED ("inherited across fork()"), and mc_close and mc_free
+ * release only the child's copy of the descriptor. Nothing the child does to it
+ * affects the parent's handle, and nothing waits for calls in flight in the parent.
+ * A child that needs the group joins it again.
+ *
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`).
  * Thread-safety: safe from any thread, concurrently with every call but mc_free.
  */
@@ -363,7 +384,9 @@ enum mc_status mc_close(struct mc_group *group);
 /**
  * Releases a handle from mc_join, closing it first if needed. mc_free(NULL) does
  * nothing. Using the handle, or strings it returned, after mc_free is undefined
- * behaviour; call it once, after every other call on the handle has returned.
+ * behaviour; call it once, after every other call on the handle has returned. In a
+ * forked child it frees the child's copy only (see mc_close).
+ * Thread-safety: not concurrently with any other call on the same handle.
  */
 void mc_free(struct mc_group *group);
 
@@ -431,7 +454,9 @@ enum mc_status mc_join_options_init(struct mc_join_options *options, uint32_t ve
  *
  * Successful calls leave it unchanged. The pointer is owned by the library and stays
  * valid until the next failing libmulticast call on this thread or the thread's exit;
- * copy it to keep it. Never NULL.
+ * copy it to keep it. Never NULL. Safe to call while the thread exits (from an
+ * atexit handler or a pthread_key destructor): the message is then a static text
+ * naming the last failure's kind.
  * Thread-safety: each thread has its own message.
  */
 const char *mc_last_error(void);

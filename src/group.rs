@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, Socket};
@@ -82,15 +82,20 @@ pub struct Group {
     max_message: usize,
     port: u16,
     local_addr: SocketAddr,
+    // sys::fork_generation() at join: a different value now means this process is a
+    // forked child holding a copy of its parent's handle (see `inherited`).
+    fork_generation: u64,
 }
 
 impl Group {
-    /// Joins `group_addr` (an IPv4 multicast literal) on `port`, on `interface` (a name
-    /// such as `eth0`, one of this host's IPv4 addresses, or `""` for the kernel's choice).
+    /// Joins `group_addr` (an IPv4 or IPv6 multicast literal; an IPv6 one may carry a
+    /// zone, `ff02::1%eth0`) on `port`, on `interface` (a name such as `eth0`, one of this
+    /// host's addresses, or `""` for the kernel's choice; link-scoped IPv6 groups need one).
     ///
     /// The socket is bound to the group address with `SO_REUSEADDR`, so several handles
     /// on one host each receive every datagram, and with `IP_MULTICAST_ALL` off, so no
-    /// other group joined on the same port leaks in. Loopback is on and the TTL is 1.
+    /// other group joined on the same port leaks in. Loopback is on and the TTL (hop
+    /// limit) is 1.
     pub fn join(group_addr: &str, port: u16, interface: &str) -> Result<Group> {
         Group::join_with(
             group_addr,
@@ -146,13 +151,14 @@ impl Group {
             max_message,
             port,
             local_addr,
+            fork_generation: sys::fork_generation(),
         })
     }
 
     /// Sends `data` (0 to [`message::MAX_MESSAGE_SIZE`] bytes) to the group as one datagram.
     pub fn send(&self, data: &[u8]) -> Result<()> {
         message::check_size_for(data.len(), self.max_message)?;
-        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
         match socket.send_to(data, &self.destination) {
             Ok(_) => Ok(()),
@@ -175,7 +181,7 @@ impl Group {
             Timeout::Never => None,
             Timeout::After(d) => Some(Instant::now().checked_add(d)),
         };
-        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
         if self.coalesced.is_none()
             && buf.len() >= self.max_message
@@ -230,7 +236,7 @@ impl Group {
         for d in datagrams {
             message::check_size_for(d.len(), self.max_message)?;
         }
-        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
         let mut sent = 0;
         while sent < datagrams.len() {
@@ -303,7 +309,7 @@ impl Group {
         if received[0].is_none() {
             return Ok(0);
         }
-        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
         let mut filled = 1;
         // Buffers that cannot truncate take the rest in one recvmmsg call per 64.
@@ -379,8 +385,12 @@ impl Group {
 
     /// Leaves the group and closes the socket. Receivers blocked on this group return
     /// [`ErrorKind::Closed`] at once; later calls do too. Closing again is a no-op.
+    ///
+    /// In a forked child, closing an inherited handle only gives up the child's copy of
+    /// the descriptor (when the handle is dropped): the parent's membership and socket
+    /// are untouched, and nothing waits for calls that were in flight in the parent.
     pub fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::SeqCst) {
+        if self.closed.swap(true, Ordering::SeqCst) || self.inherited() {
             return Ok(());
         }
         {
@@ -403,9 +413,17 @@ impl Group {
         Ok(())
     }
 
-    /// Whether [`close`](Self::close) has been called.
+    /// Whether [`close`](Self::close) has been called, or this process is a forked
+    /// child that inherited the handle (there it acts as closed).
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.closed.load(Ordering::SeqCst) || self.inherited()
+    }
+
+    /// Whether this process is a fork of the one that joined. The socket is shared with
+    /// the parent then: leaving the group or shutting the socket down would cut the
+    /// parent off, and locks may be held by parent threads that do not exist here.
+    fn inherited(&self) -> bool {
+        sys::fork_generation() != self.fork_generation
     }
 
     /// The group address.
@@ -437,7 +455,7 @@ impl Group {
     /// the requested size for its bookkeeping and caps the request at
     /// `net.core.rmem_max`, so this is what was granted, not what was asked for.
     pub fn receive_buffer_size(&self) -> Result<usize> {
-        let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.read_socket("reading the receive buffer")?;
         let socket = self.open_socket_or(&guard, "reading the receive buffer")?;
         socket
             .recv_buffer_size()
@@ -446,6 +464,9 @@ impl Group {
 
     /// The socket's descriptor, or `None` once closed. Valid only until `close`.
     pub fn raw_fd(&self) -> Option<RawFd> {
+        if self.is_closed() {
+            return None;
+        }
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         guard
             .as_ref()
@@ -456,7 +477,30 @@ impl Group {
     fn open_socket_or<'a>(&self, guard: &'a Option<Socket>, operation: &str) -> Result<&'a Socket> {
         match guard.as_ref() {
             Some(socket) if !self.is_closed() => Ok(socket),
-            _ => Err(Error::closed(operation)),
+            _ => Err(self.closed_error(operation)),
+        }
+    }
+
+    /// The socket lock, unless the group is closed or inherited across fork (a parent
+    /// thread's lock state may have been copied, never to be released here).
+    fn read_socket(&self, operation: &str) -> Result<RwLockReadGuard<'_, Option<Socket>>> {
+        if self.is_closed() {
+            return Err(self.closed_error(operation));
+        }
+        Ok(self.socket.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn closed_error(&self, operation: &str) -> Error {
+        if self.inherited() && !self.closed.load(Ordering::SeqCst) {
+            Error::new(
+                ErrorKind::Closed,
+                format!(
+                    "{operation} failed: this handle was inherited across fork() and is closed \
+                     in the child; join the group again in this process"
+                ),
+            )
+        } else {
+            Error::closed(operation)
         }
     }
 
@@ -708,7 +752,12 @@ fn source_of(group: IpAddr, text: &str) -> Result<Option<IpAddr>> {
             crate::error::excerpt(text)
         ))
     })?;
-    if source.is_ipv4() != group.is_ipv4() || source.is_multicast() || source.is_unspecified() {
+    let broadcast = matches!(source, IpAddr::V4(v4) if v4.is_broadcast());
+    if source.is_ipv4() != group.is_ipv4()
+        || source.is_multicast()
+        || source.is_unspecified()
+        || broadcast
+    {
         return Err(Error::invalid(format!(
             "source {source} cannot send to group {group}: a source must be a unicast address of the group's family"
         )));

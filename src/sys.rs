@@ -211,8 +211,10 @@ pub(crate) struct MmsgResult {
 
 /// Control space per message of recvmmsg (IP_PKTINFO, SO_RXQ_OVFL, UDP_GRO).
 pub(crate) const MMSG_CONTROL: usize = 128;
-/// Messages per recvmmsg call.
-pub(crate) const MMSG_MAX: usize = 64;
+/// Messages per recvmmsg call. Its arrays live on the caller's stack, and every export
+/// must fit a 32 KiB thread stack: 16 keeps them near 6 KiB, and the system call cost
+/// is already spread thin at 16.
+pub(crate) const MMSG_MAX: usize = 16;
 
 /// Receives up to `bufs.len()` (at most 64) queued datagrams in one recvmmsg call without
 /// waiting, one per buffer; fills `out` in order and returns how many arrived.
@@ -265,25 +267,30 @@ pub(crate) fn recvmmsg(
 
 /// Waits until `fd` is readable (or hung up), or `timeout` passes. `None` waits forever.
 /// Returns whether it became readable. Retries on EINTR with the time that is left.
+/// ppoll takes nanoseconds, so the wait ends within the kernel's timer slack (50 us),
+/// not rounded up to a millisecond or a scheduler tick.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| Instant::now().checked_add(t));
     loop {
-        let millis: libc::c_int = match deadline {
-            None | Some(None) => -1,
-            Some(Some(d)) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Round up so a 0.5 ms wait does not become a busy loop of 0 ms polls.
-                let ms = left.as_micros().div_ceil(1000);
-                ms.min(libc::c_int::MAX as u128) as libc::c_int
-            }
+        let left = match deadline {
+            None | Some(None) => None,
+            Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
         };
+        let spec = left.map(|left| libc::timespec {
+            tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_nsec: left.subsec_nanos() as _,
+        });
+        let spec_ptr = spec
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s as *const libc::timespec);
         let mut pfd = libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: `pfd` is one valid, exclusively borrowed pollfd for the whole call.
-        let n = unsafe { libc::poll(&mut pfd, 1, millis) };
+        // SAFETY: `pfd` is one valid, exclusively borrowed pollfd and `spec_ptr` NULL or a
+        // live timespec, for the whole call; a NULL signal mask leaves the mask alone.
+        let n = unsafe { libc::ppoll(&mut pfd, 1, spec_ptr, std::ptr::null()) };
         match n {
             n if n > 0 => return Ok(true),
             0 => return Ok(false),
@@ -295,6 +302,25 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
             }
         }
     }
+}
+
+/// How many times this process (or one of its ancestors since it loaded the library)
+/// has forked: a handle remembers the value at join, so a forked child can tell that a
+/// handle is inherited and must not touch the socket it shares with the parent.
+pub(crate) fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: the handler only increments an atomic, which is async-signal-safe as
+        // a fork child handler must be. A failure (ENOMEM) leaves fork detection off.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One address of one network interface.

@@ -196,6 +196,8 @@ fn bad_sources_are_refused() {
         ("ff3e::1", "10.0.0.1"),
         ("232.1.1.2", "239.1.1.1"),
         ("232.1.1.2", "nope"),
+        ("232.1.1.2", "255.255.255.255"),
+        ("232.1.1.2", "0.0.0.0"),
     ] {
         let e = Group::join_with(group, unique_port(), &JoinOptions::default().source(source))
             .unwrap_err();

@@ -156,7 +156,11 @@ fuzz_target!(|input: (
             options.gro = loopback && index % 2 == 0;
             options.packet_info = index % 4 < 2;
             // The fuzzed interface text doubles as an arbitrary source address.
-            options.source_address = if index % 3 == 0 { iface.as_ptr() } else { std::ptr::null() };
+            options.source_address = if index % 3 == 0 {
+                iface.as_ptr()
+            } else {
+                std::ptr::null()
+            };
             mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
         };
         if status != MC_OK {

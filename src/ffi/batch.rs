@@ -14,8 +14,11 @@ use crate::error::{Error, ErrorKind};
 use crate::group::Received;
 use crate::message;
 
-/// Datagrams handled per core call: one GSO run's worth, and a stack array, not the heap.
+/// Datagrams sent per core call: one GSO run's worth, and a stack array, not the heap.
 const CHUNK: usize = 64;
+/// Slots received per core call: one recvmmsg's worth. Its arrays are on the stack, which
+/// every export keeps within a 32 KiB thread stack.
+const RECEIVE_CHUNK: usize = crate::sys::MMSG_MAX;
 
 /// One datagram of mc_send_batch: `len` bytes at `data` (NULL allowed when `len` is 0).
 #[repr(C)]
@@ -100,14 +103,16 @@ pub unsafe extern "C" fn mc_send_batch(
 
 /// Receives up to `count` datagrams into `slots`: waits up to `timeout_seconds` (as in
 /// mc_receive) for the first, then takes whatever else is already queued without
-/// waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT).
+/// waiting. `*out_count` is how many slots were filled (0 with MC_TIMEOUT). With
+/// `count` 0 it returns MC_TIMEOUT at once without waiting or consuming anything.
 ///
 /// Each slot gets the datagram and its sender, and with the join option packet_info the
 /// group it was sent to and the interface it arrived on. A datagram larger than its slot stays queued: the batch ends before it,
 /// or, if it is the first, the call fails with MC_ERR_BUFFER_TOO_SMALL and the slot's
 /// `len` set to the size needed.
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, `out_count`, `slots` with `count` > 0,
-/// a slot's NULL `buf` with `capacity` > 0, NaN timeout), MC_ERR_BUFFER_TOO_SMALL,
+/// NaN timeout, a slot's NULL `buf` with `capacity` > 0; every slot is checked before anything is
+/// received, so nothing is lost), MC_ERR_BUFFER_TOO_SMALL,
 /// MC_ERR_CLOSED, MC_ERR_IO.
 /// Thread-safety: safe from any thread, concurrently with every call but mc_free;
 /// concurrent receivers get distinct datagrams.
@@ -125,12 +130,14 @@ pub unsafe extern "C" fn mc_receive_batch(
         let slots = try_slice_mut(slots, count, "slots")?;
         let mut timeout = Timeout::from_seconds(timeout_seconds)?;
         *out_count = 0;
-        for chunk in slots.chunks_mut(CHUNK) {
-            let mut bufs: [&mut [u8]; CHUNK] = std::array::from_fn(|_| &mut [][..]);
+        // Every slot before any datagram is taken: a bad slot must not cost one.
+        check_slots(slots)?;
+        for chunk in slots.chunks_mut(RECEIVE_CHUNK) {
+            let mut bufs: [&mut [u8]; RECEIVE_CHUNK] = std::array::from_fn(|_| &mut [][..]);
             for (buf, slot) in bufs.iter_mut().zip(chunk.iter()) {
                 *buf = try_bytes_mut(slot.buf, slot.capacity, "slot buf")?;
             }
-            let mut received: [Option<Received>; CHUNK] = [None; CHUNK];
+            let mut received: [Option<Received>; RECEIVE_CHUNK] = [None; RECEIVE_CHUNK];
             let filled = match handle.group.receive_batch(timeout, &mut bufs[..chunk.len()], &mut received[..chunk.len()]) {
                 Ok(n) => n,
                 Err(_) if *out_count > 0 => break,
@@ -155,6 +162,24 @@ pub unsafe extern "C" fn mc_receive_batch(
         }
         Ok(if *out_count == 0 { mc_status::MC_TIMEOUT } else { mc_status::MC_OK })
     }
+}
+
+fn check_slots(slots: &[mc_received]) -> Result<(), Error> {
+    for (i, slot) in slots.iter().enumerate() {
+        if slot.buf.is_null() && slot.capacity > 0 {
+            return Err(Error::invalid(format!(
+                "slots[{i}].buf is NULL with capacity {}; nothing was received",
+                slot.capacity
+            )));
+        }
+        if slot.capacity > isize::MAX as usize {
+            return Err(Error::invalid(format!(
+                "slots[{i}].capacity {} is impossible; nothing was received",
+                slot.capacity
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The text of the last sender and destination written, reused while they repeat (a GRO

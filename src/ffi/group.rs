@@ -122,11 +122,13 @@ pub unsafe extern "C" fn mc_send(
 
 /// Sends the NUL-terminated JSON text `json` the way scriptling sends a dict (Go's
 /// encoding/json): parsed, then sent compact with object keys sorted, `<`, `>`, `&`
-/// escaped as \u003c etc., and whole-number floats without a fraction.
+/// escaped as \u003c etc., and whole-number floats without a fraction. As in Go, arrays
+/// and objects may nest 10,000 deep and a lone UTF-16 surrogate escape ("\ud800")
+/// becomes U+FFFD; unlike Go's decoder, integers beyond 2^53 are sent exactly.
 ///
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL or non-UTF-8), MC_ERR_INVALID_JSON (with
-/// serde's line and column; nothing sent), MC_ERR_MESSAGE_TOO_LARGE, MC_ERR_CLOSED,
-/// MC_ERR_IO.
+/// serde's line and column, or the nesting limit; nothing sent),
+/// MC_ERR_MESSAGE_TOO_LARGE, MC_ERR_CLOSED, MC_ERR_IO.
 /// Thread-safety: as mc_send.
 #[no_mangle]
 pub unsafe extern "C" fn mc_send_json(group: *mut mc_group, json: *const c_char) -> mc_status {
@@ -213,6 +215,12 @@ pub unsafe extern "C" fn mc_receive(
 /// MC_ERR_CLOSED at once; later calls on it return MC_ERR_CLOSED; closing again returns
 /// MC_OK. The handle and its property strings stay valid until mc_free.
 ///
+/// After fork(), a handle the child inherited acts as closed in the child: every call
+/// on it returns MC_ERR_CLOSED ("inherited across fork()"), and mc_close and mc_free
+/// release only the child's copy of the descriptor. Nothing the child does to it
+/// affects the parent's handle, and nothing waits for calls in flight in the parent.
+/// A child that needs the group joins it again.
+///
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`).
 /// Thread-safety: safe from any thread, concurrently with every call but mc_free.
 #[no_mangle]
@@ -225,7 +233,9 @@ pub unsafe extern "C" fn mc_close(group: *mut mc_group) -> mc_status {
 
 /// Releases a handle from mc_join, closing it first if needed. mc_free(NULL) does
 /// nothing. Using the handle, or strings it returned, after mc_free is undefined
-/// behaviour; call it once, after every other call on the handle has returned.
+/// behaviour; call it once, after every other call on the handle has returned. In a
+/// forked child it frees the child's copy only (see mc_close).
+/// Thread-safety: not concurrently with any other call on the same handle.
 #[no_mangle]
 pub unsafe extern "C" fn mc_free(group: *mut mc_group) {
     ffi_panic_boundary! {

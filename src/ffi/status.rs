@@ -1,6 +1,6 @@
 //! The one status enum of the C API and this thread's last-error message.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CString};
 
 use super::ffi_panic_boundary;
@@ -70,14 +70,29 @@ impl From<ErrorKind> for mc_status {
 }
 
 thread_local! {
+    // The message needs a destructor, so it is gone during the thread's TLS teardown
+    // (atexit handlers, pthread_key destructors). The status is a plain integer with a
+    // const initialiser: no destructor, so it stays readable to the very end and lets
+    // mc_last_error fall back to a static text instead of aborting.
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_STATUS: Cell<c_int> = const { Cell::new(0) };
 }
 
 pub(crate) fn set_last_error(message: &str) {
+    set_last_error_with_status(mc_status::MC_ERR_INTERNAL, message);
+}
+
+fn set_last_error_with_status(status: mc_status, message: &str) {
+    let _ = LAST_STATUS.try_with(|last| last.set(status as c_int));
     // An interior NUL would cut the C string; OS texts and our messages have none, but
     // caller text quoted in a message might.
     let c = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|last| *last.borrow_mut() = c);
+    // During thread teardown the message cannot be kept; the status still is.
+    let _ = LAST_ERROR.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = c;
+        }
+    });
 }
 
 /// Maps a core result to its status, keeping an error's message for `mc_last_error`.
@@ -85,9 +100,26 @@ pub(crate) fn status_of(result: Result<mc_status, Error>) -> mc_status {
     match result {
         Ok(status) => status,
         Err(e) => {
-            set_last_error(e.message());
-            e.kind().into()
+            let status = e.kind().into();
+            set_last_error_with_status(status, e.message());
+            status
         }
+    }
+}
+
+/// What mc_last_error says when the thread's message is already destroyed.
+fn teardown_text(status: c_int) -> &'static str {
+    match status {
+        -1 => "invalid argument (details unavailable: the thread is exiting)\0",
+        -2 => "not a multicast address (details unavailable: the thread is exiting)\0",
+        -3 => "interface error (details unavailable: the thread is exiting)\0",
+        -4 => "message too large (details unavailable: the thread is exiting)\0",
+        -5 => "buffer too small (details unavailable: the thread is exiting)\0",
+        -6 => "invalid JSON (details unavailable: the thread is exiting)\0",
+        -7 => "group is closed (details unavailable: the thread is exiting)\0",
+        -8 => "operating system error (details unavailable: the thread is exiting)\0",
+        -9 => "internal error (details unavailable: the thread is exiting)\0",
+        _ => "\0",
     }
 }
 
@@ -96,12 +128,21 @@ pub(crate) fn status_of(result: Result<mc_status, Error>) -> mc_status {
 ///
 /// Successful calls leave it unchanged. The pointer is owned by the library and stays
 /// valid until the next failing libmulticast call on this thread or the thread's exit;
-/// copy it to keep it. Never NULL.
+/// copy it to keep it. Never NULL. Safe to call while the thread exits (from an
+/// atexit handler or a pthread_key destructor): the message is then a static text
+/// naming the last failure's kind.
 /// Thread-safety: each thread has its own message.
 #[no_mangle]
 pub extern "C" fn mc_last_error() -> *const c_char {
     ffi_panic_boundary! {
-        LAST_ERROR.with(|last| last.borrow().as_ptr())
+        LAST_ERROR
+            .try_with(|last| last.try_borrow().map(|m| m.as_ptr()).ok())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                let status = LAST_STATUS.try_with(Cell::get).unwrap_or(0);
+                teardown_text(status).as_ptr().cast()
+            })
     }
 }
 

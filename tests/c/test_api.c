@@ -548,6 +548,22 @@ static void test_catalogue_batches(void) {
     mc_send(g, big, 100);
     CATALOGUE("`mc_receive_batch` 100-byte datagram, 16-byte slot", mc_receive_batch(g, 5, &slot, 1, &n), MC_ERR_BUFFER_TOO_SMALL);
     CHECK(slot.len == 100);
+    /* Every slot is checked before any datagram is taken: a bad slot 80 costs nothing. */
+    static char many_bufs[100][128];
+    static mc_received many[100];
+    for (int i = 0; i < 70; i++) mc_send(g, "queued", 6);
+    for (int i = 0; i < 100; i++) many[i] = (mc_received){.buf = many_bufs[i], .capacity = 128};
+    many[80].buf = NULL;
+    n = 99;
+    CATALOGUE("`mc_receive_batch` 100 slots, slot 80's buf NULL", mc_receive_batch(g, 5, many, 100, &n), MC_ERR_INVALID_ARGUMENT);
+    CHECK(n == 0);
+    LAST_ERROR_HAS("slots[80].buf is NULL");
+    /* count 0: MC_TIMEOUT at once, nothing consumed (documented). */
+    CHECK_STATUS(mc_receive_batch(g, -1.0, NULL, 0, &n), MC_TIMEOUT);
+    CHECK(n == 0);
+    many[80].buf = many_bufs[80];
+    CHECK_STATUS(mc_receive_batch(g, 5, many, 100, &n), MC_OK);
+    CHECK(n == 70);
     CATALOGUE("`mc_dropped` out NULL", mc_dropped(g, NULL), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_dropped` group NULL", mc_dropped(NULL, &dropped), MC_ERR_INVALID_ARGUMENT);
     mc_close(g);
@@ -619,6 +635,8 @@ static void test_catalogue_ipv6(void) {
     CATALOGUE("`mc_join_with_options` IPv4 group, IPv6 source", mc_join_with_options("232.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
     o.source_address = "not-an-address";
     CATALOGUE("`mc_join_with_options` source not an address", mc_join_with_options("232.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.source_address = "255.255.255.255";
+    CATALOGUE("`mc_join_with_options` broadcast source 255.255.255.255", mc_join_with_options("232.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
     CHECK(g == NULL);
     CHECK_STATUS(mc_join("ff05::1:10", next_port++, getenv("MC_TEST_IFACE"), &g), MC_OK);
     static char big[65528];

@@ -41,12 +41,13 @@ pub fn unique_port() -> u16 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The number of open descriptors of this process.
+/// The number of open descriptors of this process: only meaningful in a test binary
+/// with a single test, since the harness runs a binary's tests in parallel threads.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// This process's resident memory in KiB.
+/// This process's resident memory in KiB (as for `open_fds`: one test per binary).
 pub fn resident_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();

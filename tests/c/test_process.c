@@ -1,0 +1,291 @@
+/*
+ * test_process.c: libmulticast at the edges of a process's life, each case in a child
+ * process of its own so that a crash, an abort or a hang is reported, not fatal:
+ *   - calls during thread-local teardown (an atexit handler, a pthread_key destructor);
+ *   - fork: a child that closes or frees its inherited copy leaves the parent working,
+ *     also when a parent thread was inside mc_receive at the time of the fork;
+ *   - every export on a thread with a 32 KiB stack (the minimum the header states).
+ * Run inside scripts/netns (it refuses otherwise).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "multicast.h"
+
+static int passed, failed;
+static int next_port = 31000;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (cond) {                                                                   \
+            passed++;                                                                 \
+        } else {                                                                      \
+            failed++;                                                                 \
+            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__, \
+                    #cond, mc_last_error());                                          \
+        }                                                                             \
+    } while (0)
+
+/* Inside a child: a failed expectation ends it with this exit code. */
+#define REQUIRE(cond, code)                                                           \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "child: %s:%d: %s (last error: %s)\n", __FILE__, __LINE__, \
+                    #cond, mc_last_error());                                          \
+            _exit(code);                                                              \
+        }                                                                             \
+    } while (0)
+
+static void pause_ms(long ms) {
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Runs `child` in a forked process and checks that it exits 0 within `limit_s`
+ * seconds (a hang is killed and reported). */
+static void in_child(const char *what, void (*child)(void), int limit_s) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm((unsigned)limit_s);
+        child();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        passed++;
+    } else {
+        failed++;
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "FAIL %s: child died of signal %d%s\n", what, WTERMSIG(status),
+                    WTERMSIG(status) == SIGALRM ? " (hung)" : "");
+        else
+            fprintf(stderr, "FAIL %s: child exited %d\n", what, WEXITSTATUS(status));
+    }
+}
+
+static mc_group *join_or_die(const char *group, int port) {
+    mc_group *g = NULL;
+    if (mc_join(group, port, NULL, &g) != MC_OK) {
+        fprintf(stderr, "cannot join %s:%d: %s\n", group, port, mc_last_error());
+        exit(1);
+    }
+    return g;
+}
+
+/* A failing call and mc_last_error, as a program's cleanup code would make them. */
+static int failing_calls_work(void) {
+    mc_group *g = NULL;
+    if (mc_join("10.0.0.1", 9999, NULL, &g) != MC_ERR_NOT_MULTICAST || g) return 0;
+    const char *message = mc_last_error();
+    if (!message || !*message) return 0;
+    if (mc_send(NULL, "x", 1) != MC_ERR_INVALID_ARGUMENT) return 0;
+    return mc_last_error() != NULL && strstr(mc_status_str(MC_ERR_CLOSED), "CLOSED") != NULL;
+}
+
+/* ---- thread-local teardown ---- */
+
+static void at_exit_calls(void) {
+    /* exit() has already destroyed the main thread's thread-locals here. */
+    if (!failing_calls_work()) _exit(3);
+    printf("atexit: last error reads \"%s\"\n", mc_last_error());
+}
+
+static void child_atexit(void) {
+    failing_calls_work(); /* the thread-local message exists before teardown */
+    atexit(at_exit_calls);
+    exit(0);
+}
+
+static pthread_key_t key;
+static volatile int destructor_ok = -1;
+
+static void key_destructor(void *value) {
+    (void)value;
+    destructor_ok = failing_calls_work();
+}
+
+static void *thread_with_key(void *arg) {
+    (void)arg;
+    pthread_setspecific(key, &key);
+    failing_calls_work();
+    return NULL;
+}
+
+static void child_key_destructor(void) {
+    pthread_key_create(&key, key_destructor);
+    pthread_t t;
+    pthread_create(&t, NULL, thread_with_key, NULL);
+    pthread_join(t, NULL);
+    REQUIRE(destructor_ok == 1, 4);
+}
+
+/* ---- fork ---- */
+
+static mc_group *shared;
+
+static void child_closes_and_frees(void) {
+    char buf[16];
+    size_t len = 0;
+    /* In the child the inherited handle acts as closed, with a message saying why. */
+    REQUIRE(mc_send(shared, "child", 5) == MC_ERR_CLOSED, 5);
+    REQUIRE(strstr(mc_last_error(), "inherited across fork()") != NULL, 6);
+    REQUIRE(mc_receive(shared, 0.1, buf, sizeof buf, &len, NULL, 0) == MC_ERR_CLOSED, 7);
+    int fd = 0;
+    REQUIRE(mc_fd(shared, &fd) == MC_ERR_CLOSED, 8);
+    REQUIRE(mc_close(shared) == MC_OK, 9);
+    mc_free(shared);
+    /* A fresh join in the child works. */
+    mc_group *own = NULL;
+    REQUIRE(mc_join("239.1.3.9", next_port, NULL, &own) == MC_OK, 10);
+    mc_free(own);
+}
+
+/* After a child closed and freed its copy, the parent still sends and hears itself. */
+static void parent_still_works(mc_group *g, const char *text) {
+    char buf[64];
+    size_t len = 0;
+    CHECK(mc_send(g, text, strlen(text)) == MC_OK);
+    CHECK(mc_receive(g, 5.0, buf, sizeof buf, &len, NULL, 0) == MC_OK);
+    CHECK(len == strlen(text) && memcmp(buf, text, len) == 0);
+}
+
+static void test_fork_child_closes(void) {
+    shared = join_or_die("239.1.3.1", next_port++);
+    in_child("fork: child closes and frees its copy", child_closes_and_frees, 10);
+    parent_still_works(shared, "parent after child's close");
+    mc_free(shared);
+}
+
+struct receiver {
+    mc_group *g;
+    mc_status status;
+    char data[64];
+    size_t len;
+};
+
+static void *receive_one(void *arg) {
+    struct receiver *r = arg;
+    r->status = mc_receive(r->g, -1.0, r->data, sizeof r->data, &r->len, NULL, 0);
+    return NULL;
+}
+
+static void child_closes_while_parent_receives(void) {
+    /* The parent's receiving thread holds the handle's locks; the child must not wait. */
+    REQUIRE(mc_close(shared) == MC_OK, 11);
+    mc_free(shared);
+}
+
+static void test_fork_during_receive(void) {
+    shared = join_or_die("239.1.3.2", next_port++);
+    struct receiver r = {.g = shared, .status = MC_ERR_INTERNAL};
+    pthread_t t;
+    pthread_create(&t, NULL, receive_one, &r);
+    pause_ms(100); /* usually inside mc_receive by now; either way the child must not hang */
+    in_child("fork: child closes while a parent thread receives", child_closes_while_parent_receives, 10);
+    CHECK(mc_send(shared, "wake", 4) == MC_OK);
+    pthread_join(t, NULL);
+    CHECK(r.status == MC_OK && r.len == 4 && memcmp(r.data, "wake", 4) == 0);
+    parent_still_works(shared, "parent after the fork");
+    mc_free(shared);
+}
+
+/* ---- small stacks ---- */
+#ifndef MC_NO_SMALL_STACK
+
+#define SMALL_STACK (32 * 1024)
+
+static char deep_json[2 * 10000 + 1];
+
+static void *every_export(void *arg) {
+    int *ok = arg;
+    int port = next_port;
+    mc_group *g = NULL;
+    mc_join_options o;
+    *ok = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION) == MC_OK;
+    o.packet_info = true;
+    *ok &= mc_join_with_options("239.1.3.3", port, &o, &g) == MC_OK;
+    if (!*ok) return NULL;
+    mc_group *plain = NULL;
+    *ok &= mc_join("239.1.3.4", port + 1, NULL, &plain) == MC_OK;
+    *ok &= mc_join("10.0.0.1", port, NULL, &plain) == MC_ERR_NOT_MULTICAST;
+    *ok &= mc_send(g, "small", 5) == MC_OK;
+    *ok &= mc_send_json(g, "{\"b\":[1,2.5,\"<&>\"],\"a\":{\"c\":null}}") == MC_OK;
+    *ok &= mc_send_json(g, deep_json) == MC_OK; /* the deepest nesting accepted */
+    *ok &= mc_send_json(g, "{") == MC_ERR_INVALID_JSON;
+    static char buf[MC_MAX_MESSAGE_SIZE];
+    char source[MC_SOURCE_MAX];
+    size_t len = 0, n = 0;
+    *ok &= mc_receive(g, 5.0, buf, sizeof buf, &len, source, sizeof source) == MC_OK;
+    *ok &= mc_receive(g, 5.0, buf, 4, &len, source, sizeof source) == MC_ERR_BUFFER_TOO_SMALL;
+    static char slot_bufs[100][64];
+    static mc_received slots[100];
+    for (int i = 0; i < 100; i++) slots[i] = (mc_received){.buf = slot_bufs[i], .capacity = 64};
+    mc_received one = {.buf = buf, .capacity = sizeof buf};
+    *ok &= mc_receive_batch(g, 0, &one, 1, &n) == MC_OK && n == 1; /* the JSON */
+    *ok &= mc_receive_batch(g, 5.0, &one, 1, &n) == MC_OK && n == 1; /* the deep JSON */
+    *ok &= mc_receive_batch(g, 0, slots, 1, &n) == MC_TIMEOUT;
+    static mc_datagram datagrams[100];
+    for (int i = 0; i < 100; i++) datagrams[i] = (mc_datagram){.data = "batch", .len = (size_t)(i % 3 + 3)};
+    *ok &= mc_send_batch(g, datagrams, 100, &n) == MC_OK && n == 100;
+    size_t got = 0;
+    for (int tries = 0; got < 100 && tries < 100; tries++) {
+        if (mc_receive_batch(g, 5.0, slots, 100, &n) != MC_OK) break;
+        got += n;
+    }
+    *ok &= got == 100;
+    int fd = -1;
+    uint32_t dropped = 0;
+    *ok &= mc_fd(g, &fd) == MC_OK && fd >= 0;
+    *ok &= mc_dropped(g, &dropped) == MC_OK;
+    *ok &= mc_receive_buffer_size(g, &len) == MC_OK;
+    *ok &= mc_group_addr(g) != NULL && mc_local_addr(g) != NULL && mc_port(g) == port;
+    *ok &= mc_version() != NULL && mc_status_str(MC_OK) != NULL && mc_last_error() != NULL;
+    *ok &= mc_close(g) == MC_OK && mc_close(plain) == MC_OK;
+    mc_free(g);
+    mc_free(plain);
+    return NULL;
+}
+
+static void child_small_stack(void) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    REQUIRE(pthread_attr_setstacksize(&attr, SMALL_STACK) == 0, 12);
+    int ok = 0;
+    pthread_t t;
+    REQUIRE(pthread_create(&t, &attr, every_export, &ok) == 0, 13);
+    pthread_join(t, NULL);
+    REQUIRE(ok == 1, 14);
+}
+#endif
+
+int main(void) {
+    if (!getenv("MC_NETNS")) {
+        fprintf(stderr, "refusing to run outside scripts/netns (no MC_NETNS)\n");
+        return 2;
+    }
+    in_child("failing calls in an atexit handler", child_atexit, 10);
+    in_child("failing calls in a pthread_key destructor", child_key_destructor, 10);
+    test_fork_child_closes();
+    test_fork_during_receive();
+#ifndef MC_NO_SMALL_STACK
+    for (int i = 0; i < 10000; i++) {
+        deep_json[i] = '[';
+        deep_json[10000 + i] = ']';
+    }
+    in_child("every export on a 32 KiB thread stack", child_small_stack, 30);
+#else
+    fprintf(stderr, "note: the 32 KiB stack case runs in the uninstrumented build only\n");
+#endif
+    printf("c-process: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
