@@ -262,8 +262,12 @@ func (g *Group) SendBatch(msgs [][]byte) (int, error) {
 // largest datagram, which never truncates). It returns nil, nil on timeout. A datagram
 // larger than its slot stays queued for the next call.
 func (g *Group) ReceiveBatch(timeout time.Duration, max, size int) ([]*Message, error) {
-	if max < 1 || max > 1024 || size < 0 {
-		return nil, &Error{Status: StatusInvalidArgument, Message: "ReceiveBatch needs 1 <= max <= 1024 and size >= 0"}
+	// Bounded before any arithmetic: max*size then fits any int, and the C allocation
+	// (at most 1024 slots of 64 KiB) is never a wrapped-around or absurd size.
+	if max < 1 || max > 1024 || size < 0 || size > receiveCapacity {
+		return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf(
+			"ReceiveBatch(max %d, size %d) needs 1 <= max <= 1024 and 0 <= size <= %d (no datagram is larger)",
+			max, size, receiveCapacity)}
 	}
 	if size == 0 {
 		size = receiveCapacity

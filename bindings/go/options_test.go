@@ -196,4 +196,17 @@ func TestReceiveBatch(t *testing.T) {
 	if _, err := g.ReceiveBatch(0, 0, 0); !errors.Is(err, multicast.ErrInvalidArgument) {
 		t.Fatalf("max 0: %v", err)
 	}
+	// Sizes whose product would wrap around, or would ask C for terabytes: refused
+	// before any allocation, with a datagram queued that a wrapped buffer would overflow.
+	if err := g.SendBytes(make([]byte, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1<<62 + 4, 1 << 40, 65536, -1} {
+		if batch, err := g.ReceiveBatch(time.Second, 4, size); batch != nil || !errors.Is(err, multicast.ErrInvalidArgument) {
+			t.Fatalf("ReceiveBatch(size %d) = %v, %v; want ErrInvalidArgument", size, batch, err)
+		}
+	}
+	if batch, err := g.ReceiveBatch(5*time.Second, 4, 65535); err != nil || len(batch) != 1 || len(batch[0].Data) != 2000 {
+		t.Fatalf("the queued datagram after the refusals: %v, %v", batch, err)
+	}
 }

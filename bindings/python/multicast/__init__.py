@@ -16,6 +16,8 @@ import json
 import math
 import os
 import pathlib
+import threading
+import time
 
 __all__ = [
     "join", "Group", "MulticastError", "InvalidArgumentError", "NotMulticastError",
@@ -167,6 +169,38 @@ def _text(value, what):
     return value.encode("utf-8")
 
 
+# The longest a blocked receive on the main thread waits in one C call. The library keeps
+# its deadline across signals (right for C and Go), so Python's own signal handlers, and
+# with them KeyboardInterrupt, run only between calls: slices keep Ctrl-C prompt.
+_SIGNAL_SLICE = 0.1
+
+
+def _interruptible(timeout, call):
+    """Runs a receive call with ``timeout`` seconds (< 0: no limit), on the main thread
+    in slices so that signal handlers run; returns its status (raising on errors)."""
+    if timeout == 0 or threading.current_thread() is not threading.main_thread():
+        return _check(call(timeout))
+    deadline = None if timeout < 0 else time.monotonic() + timeout
+    while True:
+        left = _SIGNAL_SLICE if deadline is None else min(_SIGNAL_SLICE, deadline - time.monotonic())
+        status = _check(call(max(left, 0.0)))
+        if status != _TIMEOUT or (deadline is not None and time.monotonic() >= deadline):
+            return status
+
+
+def _payload(message):
+    """The bytes send() puts in a datagram for a non-JSON message."""
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message)
+    return str(message).encode("utf-8")
+
+
+def _json_text(message):
+    return json.dumps(message, allow_nan=False).encode("utf-8")
+
+
 class Group:
     """A joined group. Use ``close()`` or a ``with`` block; safe to share across threads."""
 
@@ -178,17 +212,11 @@ class Group:
 
     def send(self, message):
         """Sends str (UTF-8), bytes, or a dict/list (JSON-encoded as scriptling does,
-        i.e. as Go's encoding/json writes it) as one datagram."""
+        i.e. as Go's encoding/json writes it) as one datagram; anything else as its str()."""
         if isinstance(message, (dict, list)):
-            text = json.dumps(message, allow_nan=False).encode("utf-8")
-            _check(_lib.mc_send_json(self._handle, text))
+            _check(_lib.mc_send_json(self._handle, _json_text(message)))
             return
-        if isinstance(message, str):
-            data = message.encode("utf-8")
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data = bytes(message)
-        else:
-            data = str(message).encode("utf-8")
+        data = _payload(message)
         _check(_lib.mc_send(self._handle, data, len(data)))
 
     def receive(self, timeout=30):
@@ -201,12 +229,35 @@ class Group:
         return self._receive(float(timeout))
 
     def send_batch(self, messages):
-        """Sends each of ``messages`` (bytes or str) as its own datagram, in order, in as
-        few system calls as the kernel allows (GSO runs, sendmmsg). Returns how many
-        were sent: fewer than given means the kernel stopped taking them."""
-        payloads = [m.encode("utf-8") if isinstance(m, str) else bytes(m) for m in messages]
-        if not payloads:
-            return 0
+        """Sends each item of the sequence ``messages`` as its own datagram, in order, each
+        converted as ``send()`` converts it (str as UTF-8, bytes as they are, dict/list as
+        JSON, anything else as its str()), in as few system calls as the kernel allows
+        (GSO runs, sendmmsg). Returns how many were sent: fewer than given means the
+        kernel stopped taking them. A lone bytes or str is not a sequence of messages
+        here: TypeError."""
+        if isinstance(messages, (str, bytes, bytearray, memoryview, dict)):
+            raise TypeError("send_batch takes a sequence of messages, not a single "
+                            f"{type(messages).__name__}; use send() or wrap it in a list")
+        # Everything converted before anything is sent, so a bad item sends nothing.
+        items = [(True, _json_text(m)) if isinstance(m, (dict, list)) else (False, _payload(m))
+                 for m in messages]
+        sent, start = 0, 0
+        while start < len(items):
+            if items[start][0]:
+                _check(_lib.mc_send_json(self._handle, items[start][1]))
+                sent, start = sent + 1, start + 1
+                continue
+            end = start
+            while end < len(items) and not items[end][0]:
+                end += 1
+            n = self._send_raw([data for _, data in items[start:end]])
+            sent += n
+            if n < end - start:
+                break
+            start = end
+        return sent
+
+    def _send_raw(self, payloads):
         buffers = [ctypes.create_string_buffer(p, len(p)) for p in payloads]
         datagrams = (_Datagram * len(payloads))(*[_Datagram(ctypes.cast(b, ctypes.c_void_p), len(p))
                                                   for b, p in zip(buffers, payloads)])
@@ -220,13 +271,17 @@ class Group:
         ``size`` is each slot's capacity; the default never truncates."""
         if timeout is None or timeout <= 0:
             timeout = -1.0
+        for name, value, low, high in (("count", count, 1, 1024), ("size", size, 0, _RECEIVE_CAPACITY)):
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InvalidArgumentError(f"{name} must be an integer from {low} to {high}, not {value!r}")
         buffers = [ctypes.create_string_buffer(size) for _ in range(count)]
         slots = (_Received * count)()
         for slot, buf in zip(slots, buffers):
             slot.buf = ctypes.cast(buf, ctypes.c_void_p)
             slot.capacity = size
         filled = ctypes.c_size_t(0)
-        status = _check(_lib.mc_receive_batch(self._handle, float(timeout), slots, count, ctypes.byref(filled)))
+        status = _interruptible(float(timeout), lambda t: _lib.mc_receive_batch(
+            self._handle, t, slots, count, ctypes.byref(filled)))
         if status == _TIMEOUT:
             return []
         return [{"data": buffers[i].raw[:slots[i].len], "source": slots[i].source.decode()}
@@ -256,8 +311,8 @@ class Group:
         buf = ctypes.create_string_buffer(_RECEIVE_CAPACITY)
         source = ctypes.create_string_buffer(_SOURCE_MAX)
         length = ctypes.c_size_t(0)
-        status = _check(_lib.mc_receive(self._handle, timeout, buf, len(buf),
-                                        ctypes.byref(length), source, len(source)))
+        status = _interruptible(timeout, lambda t: _lib.mc_receive(
+            self._handle, t, buf, len(buf), ctypes.byref(length), source, len(source)))
         if status == _TIMEOUT:
             return None
         return {"data": buf.raw[:length.value], "source": source.value.decode()}

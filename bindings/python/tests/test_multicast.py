@@ -191,3 +191,143 @@ def test_batches_round_trip():
             got += [m["data"] for m in batch]
         assert got == [m.encode() if isinstance(m, str) else m for m in messages]
         assert g.receive_batch(timeout=0.1) == []
+
+
+def test_send_batch_converts_each_item_as_send_does(group):
+    items = [5, "é", b"x", bytearray(b"y"), 2.5, None, {"b": 1, "a": "<"}, ["l"], ""]
+    assert group.send_batch(items) == len(items)
+    got = []
+    while len(got) < len(items):
+        batch = group.receive_batch(timeout=5, count=16)
+        assert batch, "timed out"
+        got += [m["data"] for m in batch]
+    for item in items:
+        group.send(item)
+    one_by_one = [group.receive(timeout=5)["data"] for _ in items]
+    assert got == one_by_one
+    assert got[:3] == [b"5", "é".encode(), b"x"] and got[6] == b'{"a":"\\u003c","b":1}'
+
+
+@pytest.mark.parametrize("single", [b"hi", "hi", bytearray(b"hi"), {"a": 1}])
+def test_send_batch_refuses_a_single_message(group, single):
+    with pytest.raises(TypeError, match="sequence of messages"):
+        group.send_batch(single)
+    assert group.receive(timeout=0.2) is None  # nothing went out
+
+
+@pytest.mark.parametrize("count,size", [(0, 64), (1025, 64), (4, -1), (4, 65536), (4, 2**62), ("4", 64)])
+def test_receive_batch_refuses_impossible_slots(group, count, size):
+    group.send(b"kept")
+    with pytest.raises(multicast.InvalidArgumentError):
+        group.receive_batch(timeout=1, count=count, size=size)
+    assert group.receive(timeout=5)["data"] == b"kept"
+
+
+_SIGINT_CHILD = """
+import signal, sys, time
+sys.path.insert(0, {path!r})
+import multicast
+g = multicast.join("239.3.9.1", {port})
+print("ready", flush=True)
+try:
+    g.{call}
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("call", ["receive(timeout=-1)", "receive(timeout=3600)", "receive_batch(timeout=3600)"])
+def test_ctrl_c_interrupts_a_blocked_receive(call):
+    import signal
+    import subprocess
+    code = _SIGINT_CHILD.format(path=str(pathlib.Path(multicast.__file__).parents[1]), port=next(_ports), call=call)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.3)  # into the blocking call (an earlier signal is handled all the same)
+    child.send_signal(signal.SIGINT)
+    try:
+        out, _ = child.communicate(timeout=60)  # without the fix: an hour, or never
+    except subprocess.TimeoutExpired:
+        child.kill()
+        pytest.fail(f"{call}: SIGINT did not interrupt the receive")
+    assert out.strip() == "interrupted"
+
+
+def _wait_child(pid, limit=30):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return "hung"
+
+
+def test_fork_child_closing_its_copy_leaves_the_parent_working():
+    g = multicast.join("239.3.9.2", next(_ports))
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            with pytest.raises(multicast.ClosedError, match="inherited across fork"):
+                g.send("from the child")
+            g.close()
+            del g  # the finaliser frees the child's copy, as at a normal exit
+            import gc
+            gc.collect()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    assert _wait_child(pid) == 0
+    g.send("parent")
+    assert g.receive(timeout=5)["data"] == b"parent"
+    g.close()
+
+
+def test_fork_while_a_thread_receives_does_not_hang_the_child():
+    g = multicast.join("239.3.9.3", next(_ports))
+    got = []
+    t = threading.Thread(target=lambda: got.append(g.receive(timeout=30)))
+    t.start()
+    time.sleep(0.2)
+    pid = os.fork()
+    if pid == 0:
+        g.close()
+        g.__del__()
+        os._exit(0)
+    assert _wait_child(pid) == 0
+    g.send("wake")
+    t.join()
+    assert got and got[0]["data"] == b"wake"
+    g.close()
+
+
+def test_every_call_on_a_32_kib_thread_stack():
+    errors = []
+
+    def body():
+        try:
+            with multicast.join("239.3.9.4", next(_ports), gro=True) as g:
+                g.send({"deep": [[[[1]]]]})
+                g.send_batch([b"a", b"b", b"c"])
+                assert g.receive(timeout=5)["data"] == b'{"deep":[[[[1]]]]}'
+                assert len(g.receive_batch(timeout=5, count=1)) == 1
+                assert len(g.receive_batch(timeout=5, count=100)) >= 1
+                g.receive_now()
+                g.fileno()
+                with pytest.raises(multicast.NotMulticastError):
+                    multicast.join("10.0.0.1", 9999)
+        except BaseException as e:  # reported in the main thread
+            errors.append(e)
+
+    old = threading.stack_size(32768)
+    try:
+        t = threading.Thread(target=body)
+        t.start()
+    finally:
+        threading.stack_size(old)
+    t.join()
+    assert not errors, errors
