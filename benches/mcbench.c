@@ -297,6 +297,32 @@ static int mode_pong(const char *impl, double seconds) {
     return 0;
 }
 
+/* Receive timeouts on an empty group: how late each returns (overrun), per timeout. */
+static int mode_timeouts(const char *impl, int scale) {
+    static const double timeouts[] = {0.001, 0.005, 0.02, 0.1, 0.5};
+    static const int repeats[] = {100, 60, 30, 12, 6};
+    side s = open_side(impl, GROUP, PORT + 5);
+    static char buf[65536];
+    size_t len = 0;
+    printf("{\"mode\":\"timeouts\",\"impl\":\"%s\",\"rows\":[", impl);
+    for (size_t t = 0; t < sizeof timeouts / sizeof *timeouts; t++) {
+        double sum = 0, worst = 0;
+        int n = repeats[t] * scale > 0 ? repeats[t] * scale : 1;
+        for (int i = 0; i < n; i++) {
+            double t0 = now();
+            if (side_receive(&s, buf, sizeof buf, &len, timeouts[t])) die("unexpected datagram");
+            double over = now() - t0 - timeouts[t];
+            sum += over;
+            if (over > worst) worst = over;
+        }
+        printf("%s{\"timeout_ms\":%g,\"count\":%d,\"mean_overrun_ms\":%.3f,\"max_overrun_ms\":%.3f}",
+               t ? "," : "", timeouts[t] * 1e3, n, sum / n * 1e3, worst * 1e3);
+    }
+    printf("]}\n");
+    side_close(&s);
+    return 0;
+}
+
 static long resident_kib(void) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
@@ -421,6 +447,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "blast") == 0) return mode_blast(strtoul(argv[2], 0, 10), atof(argv[3]));
     if (argc == 4 && strcmp(argv[1], "ping") == 0) return mode_ping(argv[2], atol(argv[3]));
     if (argc == 4 && strcmp(argv[1], "pong") == 0) return mode_pong(argv[2], atof(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "timeouts") == 0) return mode_timeouts(argv[2], atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "handles") == 0) return mode_handles(atol(argv[2]), atof(argv[3]));
     fprintf(stderr, "usage: see the comment at the top of benches/mcbench.c\n");
     return 2;

@@ -86,10 +86,14 @@ def main():
     rows, raw = [], {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds}
     secs = args.seconds
 
-    def pair(what, lib, base, key, target, higher_is_better=True, note=""):
+    def pair(what, lib_runs, base_runs, key, target, higher_is_better=True, note=""):
+        """One table row from every round's results: medians, their ratio, and the
+        spread (lowest and highest round) of each side."""
+        lib, base = median(lib_runs, key), median(base_runs, key)
         ratio = lib / base if base else float("nan")
         met = (ratio >= target) if higher_is_better else (ratio <= target)
-        rows.append((what, lib, base, ratio, target, higher_is_better, met, note))
+        spread = (spread_of(lib_runs, key), spread_of(base_runs, key))
+        rows.append((what, lib, base, ratio, target, higher_is_better, met, note, spread))
         print(f"{what:38s} lib {lib:12,.1f}  base {base:12,.1f}  ratio {ratio:5.2f}", flush=True)
 
     # Send rate, C: mc_send against sendto on an identical socket, both in one process
@@ -99,8 +103,8 @@ def main():
         res = [run(C, "sendpair", size, secs, 10) for _ in range(args.rounds)]
         raw["send"][size] = {"lib": [{"rate": r["lib_rate"], "allocs_per_message": r["allocs_per_message"]} for r in res],
                              "raw": [{"rate": r["raw_rate"]} for r in res]}
-        pair(f"send {size} B (msg/s)", median(raw["send"][size]["lib"], "rate"),
-             median(raw["send"][size]["raw"], "rate"), "rate", 0.95)
+        pair(f"send {size} B (msg/s)", raw["send"][size]["lib"], raw["send"][size]["raw"], "rate", 0.95,
+             note="vs sendto, same process, alternating slices")
 
     # Receive rate while a raw sender saturates the group.
     raw["recv"] = {}
@@ -109,15 +113,15 @@ def main():
                         lambda impl: with_blast(size, secs, lambda: run(C, "recv", impl, size, secs)))
         raw["recv"][size] = res
         delivered = median(res["lib"], "rate") / median(res["lib"], "blast_rate")
-        pair(f"receive {size} B (msg/s)", median(res["lib"], "rate"), median(res["raw"], "rate"), "rate", 0.95,
-             note=f"lib took {delivered:.0%} of what was sent")
+        pair(f"receive {size} B (msg/s)", res["lib"], res["raw"], "rate", 0.95,
+             note=f"vs recvfrom; a raw sender floods the group; lib took {delivered:.0%} of it")
 
     # Round trip between two processes.
     res = alternate(args.rounds, ["lib", "raw"], lambda impl: ping_pong(impl, args.pings))
     raw["latency"] = res
-    pair("round trip p50 (us)", median(res["lib"], "p50_us"), median(res["raw"], "p50_us"), "p50_us", 1.10,
-         higher_is_better=False)
-    pair("round trip p99 (us)", median(res["lib"], "p99_us"), median(res["raw"], "p99_us"), "p99_us", float("inf"),
+    pair("round trip p50 (us)", res["lib"], res["raw"], "p50_us", 1.10, higher_is_better=False,
+         note="vs sendto/recvfrom, echo process on the other core")
+    pair("round trip p99 (us)", res["lib"], res["raw"], "p99_us", float("inf"),
          higher_is_better=False, note="reported")
 
     # Go: the binding against the standard library as scriptling uses it.
@@ -125,15 +129,18 @@ def main():
     for size in SIZES:
         res = alternate(args.rounds, ["lib", "std"], lambda impl: run(GO, "send", impl, size, secs))
         raw["go_send"][size] = res
-        pair(f"Go send {size} B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
+        pair(f"Go send {size} B (msg/s)", res["lib"], res["std"], "rate", 1.2,
+             note="vs net.UDPConn.WriteToUDP, as scriptling sends")
     res = alternate(args.rounds, ["lib", "std"],
                     lambda impl: with_blast(64, secs, lambda: run(GO, "recv", impl, 64, secs)))
     raw["go_recv"][64] = res
-    pair("Go receive 64 B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
+    pair("Go receive 64 B (msg/s)", res["lib"], res["std"], "rate", 1.2,
+         note="vs net.UDPConn.ReadFromUDP under a raw flood")
     res = alternate(args.rounds, ["lib", "std"],
                     lambda impl: run(GO, "bsend", "lib", 64, secs) if impl == "lib" else run(GO, "send", "std", 64, secs))
     raw["go_batch_send"] = res
-    pair("Go SendBatch vs WriteToUDP, 64 B (msg/s)", median(res["lib"], "rate"), median(res["std"], "rate"), "rate", 1.2)
+    pair("Go SendBatch vs WriteToUDP, 64 B (msg/s)", res["lib"], res["std"], "rate", 1.2,
+         note="vs WriteToUDP per message")
 
     # Batches: a sender and a receiver process, libmulticast's batch calls against the
     # per-message loop on raw sockets. Equal sizes use GSO (and GRO on the receiver);
@@ -142,16 +149,27 @@ def main():
     for label, size, mixed in [("equal-sized runs, 64 B", 64, 0), ("mixed sizes 64-1400 B", 0, 1)]:
         res = alternate(args.rounds, ["lib", "raw"], lambda impl: pipeline(impl, size, mixed, secs))
         raw["batch"][label] = res
-        pair(f"batch send, {label} (msg/s)", median(res["lib"], "send_rate"), median(res["raw"], "send_rate"),
-             "send_rate", 10.0 if not mixed else 1.0)
-        pair(f"batch delivered, {label} (msg/s)", median(res["lib"], "recv_rate"), median(res["raw"], "recv_rate"),
-             "recv_rate", 10.0 if not mixed else 1.0)
+        note = "vs a sendto loop; a receiver process shares the two cores, so below the send rows"
+        pair(f"batch send, {label} (msg/s)", res["lib"], res["raw"], "send_rate", 10.0 if not mixed else 1.0,
+             note=note)
+        pair(f"batch delivered, {label} (msg/s)", res["lib"], res["raw"], "recv_rate",
+             10.0 if not mixed else 1.0, note="vs a recvfrom loop in that receiver")
 
     # Heap allocations per message inside mc_send / mc_receive (interposed malloc).
     allocs = max(r["allocs_per_message"] for size in SIZES for r in raw["send"][size]["lib"])
     allocs = max([allocs] + [r["allocs_per_message"] for size in raw["recv"] for r in raw["recv"][size]["lib"]])
-    rows.append(("heap allocations per message", allocs, 0, None, 0, False, allocs == 0, "mc_send and mc_receive"))
+    rows.append(("heap allocations per message", allocs, 0, None, 0, False, allocs == 0, "mc_send and mc_receive",
+                 None))
     print(f"allocations per message: {allocs}")
+
+    # Receive timeouts on an empty group: how late mc_receive returns, against a raw
+    # socket waiting under SO_RCVTIMEO (what the kernel's tick rounding gives).
+    res = alternate(1 if args.smoke else 3, ["lib", "raw"], lambda impl: run(C, "timeouts", impl, 1))
+    raw["timeouts"] = res
+    for impl in ("lib", "raw"):
+        for row in timeout_rows(res[impl]):
+            print(f"timeout {row['timeout_ms']:6g} ms {impl}: mean overrun {row['mean_overrun_ms']:.3f} ms, "
+                  f"worst {row['max_overrun_ms']:.3f} ms", flush=True)
 
     # Scale: joined handles per process.
     raw["handles"] = {}
@@ -214,6 +232,23 @@ def members(n, secs):
             "member_rates": received}
 
 
+def spread_of(runs, key):
+    values = [r[key] for r in runs]
+    return (min(values), max(values))
+
+
+def timeout_rows(runs):
+    """Per timeout, over every round: the mean overrun and the worst one."""
+    by_timeout = {}
+    for run_ in runs:
+        for row in run_["rows"]:
+            by_timeout.setdefault(row["timeout_ms"], []).append(row)
+    return [{"timeout_ms": t, "count": sum(r["count"] for r in rows),
+             "mean_overrun_ms": sum(r["mean_overrun_ms"] * r["count"] for r in rows) / sum(r["count"] for r in rows),
+             "max_overrun_ms": max(r["max_overrun_ms"] for r in rows)}
+            for t, rows in sorted(by_timeout.items())]
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -229,12 +264,25 @@ def render(rows, raw):
     m = raw["machine"]
     out = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, {m['date']}; "
            f"{raw['rounds']} rounds of {raw['seconds']} s, medians, veth pair in a private namespace.", "",
-           "| what | libmulticast | baseline | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
-    for what, lib, base, ratio, target, higher, met, note in rows:
+           "Spread: the lowest and highest of the rounds, libmulticast / baseline.", "",
+           "| what | libmulticast | baseline | ratio | spread | target | met |",
+           "|---|---:|---:|---:|---|---|---|"]
+    for what, lib, base, ratio, target, higher, met, note, spread in rows:
         tgt = "reported" if target == float("inf") else (f">= {target}" if higher else f"<= {target}")
         r = "" if ratio is None else f"{ratio:.2f}"
-        out.append(f"| {what} | {lib:,.1f} | {base:,.1f} | {r} | {tgt} | {'yes' if met else 'no'}"
+        sp = "" if spread is None else " / ".join(f"{lo:,.0f}-{hi:,.0f}" if hi >= 100 else f"{lo:,.1f}-{hi:,.1f}"
+                                                   for lo, hi in spread)
+        out.append(f"| {what} | {lib:,.1f} | {base:,.1f} | {r} | {sp} | {tgt} | {'yes' if met else 'no'}"
                    f"{' (' + note + ')' if note else ''} |")
+    if raw.get("timeouts"):
+        lib_rows, raw_rows = timeout_rows(raw["timeouts"]["lib"]), timeout_rows(raw["timeouts"]["raw"])
+        out += ["", "Receive timeouts on an empty group: how late the call returns (mean / worst, ms); "
+                    "target for libmulticast: mean <= 0.5, worst <= 2.", "",
+                "| timeout (ms) | waits | libmulticast mc_receive | raw recvfrom under SO_RCVTIMEO |",
+                "|---:|---:|---:|---:|"]
+        for lr, rr in zip(lib_rows, raw_rows):
+            out.append(f"| {lr['timeout_ms']:g} | {lr['count']} | {lr['mean_overrun_ms']:.3f} / "
+                       f"{lr['max_overrun_ms']:.3f} | {rr['mean_overrun_ms']:.3f} / {rr['max_overrun_ms']:.3f} |")
     if raw["handles"]:
         out += ["", "| joined handles | round trips/s on one | KiB per handle |", "|---:|---:|---:|"]
         for n, res in raw["handles"].items():
@@ -255,19 +303,44 @@ def chart(raw):
     except ImportError:
         print("no matplotlib: chart skipped (scripts/bench installs it)")
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.25]})
     series = [("C mc_send (libmulticast)", raw["send"], "lib"), ("C sendto (raw socket)", raw["send"], "raw"),
               ("Go binding Send", raw["go_send"], "lib"), ("Go net.UDPConn.WriteToUDP", raw["go_send"], "std")]
     for label, data, side in series:
         sizes = sorted(data)
-        ax.plot(sizes, [median(data[s][side], "rate") for s in sizes], marker="o", label=label)
+        mid = [median(data[s][side], "rate") for s in sizes]
+        lo = [m - spread_of(data[s][side], "rate")[0] for s, m in zip(sizes, mid)]
+        hi = [spread_of(data[s][side], "rate")[1] - m for s, m in zip(sizes, mid)]
+        ax.errorbar(sizes, mid, yerr=[lo, hi], marker="o", capsize=3, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("messages per second (median)")
-    ax.set_title("Send rate by message size (veth, private namespace)")
+    ax.set_ylabel("messages per second (median; bars: lowest-highest round)")
+    ax.set_title("Send rate by message size")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+    # Receive and batch pairs: libmulticast against its baseline, each with its spread.
+    groups = [(f"receive\n{size} B", raw["recv"][size], "lib", "raw", "rate") for size in sorted(raw["recv"])]
+    for label, res in raw["batch"].items():
+        short = "equal 64 B" if label.startswith("equal") else "mixed sizes"
+        groups.append((f"batch send\n{short}", res, "lib", "raw", "send_rate"))
+        groups.append((f"batch delivered\n{short}", res, "lib", "raw", "recv_rate"))
+    for offset, (side, colour, name) in enumerate([("lib", "C0", "libmulticast"), ("base", "C1", "baseline")]):
+        xs, mids, errs = [], [], [[], []]
+        for i, (label, res, lib_key, base_key, key) in enumerate(groups):
+            runs = res[lib_key if side == "lib" else base_key]
+            m, (lo, hi) = median(runs, key), spread_of(runs, key)
+            xs.append(i + (offset - 0.5) * 0.4)
+            mids.append(m)
+            errs[0].append(m - lo)
+            errs[1].append(hi - m)
+        bx.bar(xs, mids, width=0.4, yerr=errs, capsize=3, color=colour, label=name)
+    bx.set_xticks(range(len(groups)), [g[0] for g in groups], fontsize=8)
+    bx.set_yscale("log")
+    bx.set_ylabel("messages per second (median; bars: lowest-highest round)")
+    bx.set_title("Receive and batches against their baselines")
+    bx.grid(True, axis="y", which="both", alpha=0.3)
+    bx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(OUT, "rate-vs-size.png"), dpi=110)
     print(f"chart: {os.path.join(OUT, 'rate-vs-size.png')}")

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::io::ErrorKind as IoKind;
 use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, Socket};
@@ -183,13 +184,18 @@ impl Group {
         };
         let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
-        if self.coalesced.is_none()
-            && buf.len() >= self.max_message
-            && timeout != Timeout::After(Duration::ZERO)
-        {
+        let blocking = blocking_part(timeout).filter(|_| {
+            self.coalesced.is_none() && buf.len() >= self.max_message
+        });
+        if let Some(wait) = blocking {
             if let Ok(mut current) = self.blocking_receiver.try_lock() {
-                if let Some(result) = self.receive_blocking(socket, timeout, buf, &mut current) {
-                    return result;
+                match self.receive_blocking(socket, wait, buf, &mut current) {
+                    Some(Ok(received)) => {
+                        self.queue_was_empty.store(false, Ordering::Relaxed);
+                        return Ok(Some(received));
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => self.queue_was_empty.store(true, Ordering::Relaxed),
                 }
             }
         }
@@ -504,41 +510,32 @@ impl Group {
         }
     }
 
-    /// One blocking recv under SO_RCVTIMEO, for a buffer that cannot truncate. `None`
-    /// when interrupted by a signal: the caller then waits in poll for the rest.
+    /// One blocking recv under SO_RCVTIMEO for `wait` (zero: for ever), for a buffer that
+    /// cannot truncate. `None` when it ends without a datagram (its time is up, a signal,
+    /// or someone set O_NONBLOCK on the descriptor): the caller waits in poll for the rest
+    /// of its own deadline, which poll keeps precisely.
     fn receive_blocking(
         &self,
         socket: &Socket,
-        timeout: Timeout,
+        wait: Duration,
         buf: &mut [u8],
         current: &mut Option<Duration>,
-    ) -> Option<Result<Option<Received>>> {
-        // SO_RCVTIMEO of zero means "forever"; the smallest real wait is 1 us.
-        let wanted = match timeout {
-            Timeout::Never => Duration::ZERO,
-            Timeout::After(d) => d.max(Duration::from_micros(1)),
-        };
-        if *current != Some(wanted) {
-            let setting = (!wanted.is_zero()).then_some(wanted);
+    ) -> Option<Result<Received>> {
+        if *current != Some(wait) {
+            let setting = (!wait.is_zero()).then_some(wait);
             if let Err(e) = socket.set_read_timeout(setting) {
                 return Some(Err(Error::io("receive failed: SO_RCVTIMEO", &e)));
             }
-            *current = Some(wanted);
+            *current = Some(wait);
         }
-        let started = Instant::now();
-        let result = match datagram::recv_with_meta(socket, buf, 0) {
-            Ok(meta) => self.accept(meta).map(Some),
-            Err(_) if self.is_closed() => Err(Error::closed("receive")),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return None,
-            // Early: someone set O_NONBLOCK on the descriptor (an event loop adopting
-            // mc_fd); the caller waits in poll for the rest instead.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < wanted => {
-                return None
+        match datagram::recv_with_meta(socket, buf, 0) {
+            Ok(meta) => Some(self.accept(meta)),
+            Err(_) if self.is_closed() => Some(Err(Error::closed("receive"))),
+            Err(e) if matches!(e.kind(), IoKind::Interrupted | IoKind::WouldBlock) => {
+                None
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(Error::io("receive failed", &e)),
-        };
-        Some(result)
+            Err(e) => Some(Err(Error::io("receive failed", &e))),
+        }
     }
 
     /// One non-blocking attempt; `Ok(None)` when nothing is queued.
@@ -657,6 +654,24 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// How long a receive may wait inside one blocking recv under SO_RCVTIMEO (zero: for
+/// ever), before poll takes over for the rest of its timeout; `None`: poll only.
+///
+/// The kernel rounds SO_RCVTIMEO up to its scheduler tick (up to 10 ms) and its timer
+/// wheel lets long timers fire up to an eighth late, so a timeout kept that way overran
+/// by 7 ms at 1 ms and 30 ms at 0.5 s. ppoll is precise to the timer slack (50 us). So
+/// the blocking recv, one system call when a datagram comes, gets only the part of the
+/// wait that cannot overrun the deadline; poll waits out the rest precisely.
+fn blocking_part(timeout: Timeout) -> Option<Duration> {
+    const TICK_AND_SLACK: Duration = Duration::from_millis(20);
+    match timeout {
+        Timeout::Never => Some(Duration::ZERO),
+        Timeout::After(d) => d
+            .checked_sub(d / 8 + TICK_AND_SLACK)
+            .filter(|part| *part >= Duration::from_millis(1)),
     }
 }
 
