@@ -284,14 +284,19 @@ def render(rows, raw):
             out.append(f"| {lr['timeout_ms']:g} | {lr['count']} | {lr['mean_overrun_ms']:.3f} / "
                        f"{lr['max_overrun_ms']:.3f} | {rr['mean_overrun_ms']:.3f} / {rr['max_overrun_ms']:.3f} |")
     if raw["handles"]:
-        out += ["", "| joined handles | round trips/s on one | KiB per handle |", "|---:|---:|---:|"]
+        out += ["", "| joined handles | round trips/s on one (median) | spread | KiB per handle |",
+                "|---:|---:|---|---:|"]
         for n, res in raw["handles"].items():
-            out.append(f"| {n} | {median(res, 'rate'):,.0f} | {median(res, 'kib_per_handle'):.1f} |")
+            lo, hi = spread_of(res, "rate")
+            out.append(f"| {n} | {median(res, 'rate'):,.0f} | {lo:,.0f}-{hi:,.0f} | "
+                       f"{median(res, 'kib_per_handle'):.1f} |")
     if raw["members"]:
-        out += ["", "| members on the bridge | sender msg/s | slowest member msg/s |", "|---:|---:|---:|"]
+        out += ["", "| members on the bridge | sender msg/s (median) | spread | slowest member msg/s |",
+                "|---:|---:|---|---:|"]
         for n, res in raw["members"].items():
             slowest = f"{median(res, 'min_member_rate'):,.0f}" if n > 1 else "(no receiver)"
-            out.append(f"| {n} | {median(res, 'send_rate'):,.0f} | {slowest} |")
+            lo, hi = spread_of(res, "send_rate")
+            out.append(f"| {n} | {median(res, 'send_rate'):,.0f} | {lo:,.0f}-{hi:,.0f} | {slowest} |")
     return "\n".join(out) + "\n"
 
 
