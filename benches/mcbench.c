@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,6 +73,7 @@ static void die(const char *what) {
 /* ---- the two implementations behind one interface ---- */
 typedef struct {
     int raw;             /* 1: raw socket, 0: libmulticast */
+    int poll;            /* raw: wait in ppoll (nanosecond timeout), not SO_RCVTIMEO */
     mc_group *g;
     int fd;
     struct sockaddr_in dest;
@@ -103,7 +105,8 @@ static int raw_join(const char *group, int port) {
 
 static side open_side(const char *impl, const char *group, int port) {
     side s = {0};
-    s.raw = strcmp(impl, "raw") == 0;
+    s.poll = strcmp(impl, "rawpoll") == 0;
+    s.raw = s.poll || strcmp(impl, "raw") == 0;
     s.dest.sin_family = AF_INET;
     s.dest.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, group, &s.dest.sin_addr);
@@ -122,8 +125,13 @@ static int side_send(side *s, const void *buf, size_t len) {
 
 /* 1: got one (len in *len), 0: timeout. Both take the sender's address, as a user would. */
 static int side_receive(side *s, void *buf, size_t cap, size_t *len, double timeout) {
+    if (s->raw && s->poll) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        struct timespec ts = {(time_t)timeout, (long)((timeout - (double)(time_t)timeout) * 1e9)};
+        if (ppoll(&p, 1, timeout < 0 ? NULL : &ts, NULL) != 1) return 0;
+    }
     if (s->raw) {
-        if (timeout > 0 && timeout != s->timeout) {
+        if (!s->poll && timeout > 0 && timeout != s->timeout) {
             s->timeout = timeout;
             struct timeval tv = {.tv_sec = (time_t)timeout, .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
             setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

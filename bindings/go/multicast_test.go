@@ -179,7 +179,7 @@ func TestCloseDuringReceive(t *testing.T) {
 			if !errors.Is(err, multicast.ErrClosed) {
 				t.Errorf("blocked Receive returned %v; want ErrClosed", err)
 			}
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatal("Close did not wake a blocked Receive")
 		}
 	}

@@ -1,12 +1,13 @@
 /*
  * lan_member.c: one member of the simulated LAN (scripts/test-lan). Joins the group on
- * mc0, waits for the common start time, sends COUNT paced messages "self:seq" while
+ * mc0, says it is ready (SYNC_DIR/ready.SELF), waits for the common start time the
+ * script writes once every member is ready (SYNC_DIR/go), sends COUNT paced messages "self:seq" while
  * receiving everyone's, and prints one result line:
  *   member I sent S errors E received R lost_from_steady L lost_from_flapped F tail_ok T
  * "steady" senders are all but FLAP (the member whose link is cut); tail_ok says whether
  * the last TAIL messages of every other steady sender arrived (i.e. reception works
  * after a link flap).
- * Usage: lan_member SELF HOSTS COUNT INTERVAL_MS START_EPOCH_MS FLAP PORT
+ * Usage: lan_member SELF HOSTS COUNT INTERVAL_MS SYNC_DIR FLAP PORT
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -49,16 +50,36 @@ static void *sender(void *arg) {
     return NULL;
 }
 
+/* Joined: tell the script, then wait (as long as it takes) for the start time it
+ * writes once all members are joined, so a slow start never costs a message. */
+static long long wait_for_start(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/ready.%d", dir, self);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fclose(f);
+    snprintf(path, sizeof path, "%s/go", dir);
+    long long start = 0;
+    while (start <= 0) {
+        f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%lld", &start) != 1) start = 0;
+            fclose(f);
+        }
+        if (start <= 0) sleep_ms(10);
+    }
+    return start;
+}
+
 int main(int argc, char **argv) {
     if (argc != 8) {
-        fprintf(stderr, "usage: lan_member SELF HOSTS COUNT INTERVAL_MS START_EPOCH_MS FLAP PORT\n");
+        fprintf(stderr, "usage: lan_member SELF HOSTS COUNT INTERVAL_MS SYNC_DIR FLAP PORT\n");
         return 2;
     }
     self = atoi(argv[1]);
     hosts = atoi(argv[2]);
     count = atoi(argv[3]);
     interval_ms = atoi(argv[4]);
-    start_ms = atoll(argv[5]);
     flap = atoi(argv[6]);
     int port = atoi(argv[7]);
     if (hosts > MAX_HOSTS || count <= TAIL) return 2;
@@ -66,10 +87,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "member %d: join: %s\n", self, mc_last_error());
         return 1;
     }
+    start_ms = wait_for_start(argv[5]);
+    if (start_ms < 0) {
+        fprintf(stderr, "member %d: cannot write to %s\n", self, argv[5]);
+        return 1;
+    }
     static unsigned char seen[MAX_HOSTS + 1][4096];
     pthread_t t;
     pthread_create(&t, NULL, sender, NULL);
-    long long end_ms = start_ms + (long long)count * interval_ms + 3000;
+    /* Generous: a member that has everything leaves at once. */
+    long long end_ms = start_ms + (long long)count * interval_ms + 10000;
     int received = 0;
     while (now_ms() < end_ms && received < hosts * count) {
         char buf[64], source[MC_SOURCE_MAX];

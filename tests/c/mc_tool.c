@@ -2,8 +2,10 @@
  * mc_tool: one member of a scripted multi-host test (scripts/test-multihomed).
  *
  *   mc_tool send GROUP PORT IFACE TEXT       join on IFACE ("" = kernel's choice), send TEXT
- *   mc_tool recv GROUP PORT IFACE SECONDS    join, print "SOURCE TEXT" per datagram until
- *                                            SECONDS pass without one
+ *   mc_tool recv GROUP PORT IFACE SECONDS [UNTIL]
+ *                                            join, print "joined", then "SOURCE TEXT" per
+ *                                            datagram until one carries UNTIL or SECONDS
+ *                                            pass without one
  *   mc_tool join GROUP PORT IFACE            join only; print the status and message
  */
 #include <stdio.h>
@@ -35,7 +37,7 @@ int main(int argc, char **argv) {
         mc_free(g);
         return s == MC_OK ? 0 : 1;
     }
-    if (argc == 6 && strcmp(argv[1], "recv") == 0) {
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "recv") == 0) {
         mc_group *g = join(argv[2], argv[3], argv[4]);
         printf("joined\n");
         char buf[2048], src[MC_SOURCE_MAX];
@@ -43,6 +45,7 @@ int main(int argc, char **argv) {
         while (mc_receive(g, atof(argv[5]), buf, sizeof buf - 1, &len, src, sizeof src) == MC_OK) {
             buf[len] = '\0';
             printf("%s %s\n", src, buf);
+            if (argc == 7 && strcmp(buf, argv[6]) == 0) break;
         }
         mc_free(g);
         return 0;

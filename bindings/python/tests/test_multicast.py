@@ -228,8 +228,8 @@ import signal, sys, time
 sys.path.insert(0, {path!r})
 import multicast
 g = multicast.join("239.3.9.1", {port})
-print("ready", flush=True)
 try:
+    print("ready", flush=True)
     g.{call}
     print("returned", flush=True)
 except KeyboardInterrupt:
