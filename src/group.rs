@@ -7,11 +7,11 @@
 //! [`ErrorKind::Closed`] and release the read side, and only then does `close` take the
 //! write side and close the descriptor.
 
+use std::io::ErrorKind as IoKind;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
-use std::io::ErrorKind as IoKind;
 use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, Socket};
@@ -184,9 +184,8 @@ impl Group {
         };
         let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
-        let blocking = blocking_part(timeout).filter(|_| {
-            self.coalesced.is_none() && buf.len() >= self.max_message
-        });
+        let blocking = blocking_part(timeout)
+            .filter(|_| self.coalesced.is_none() && buf.len() >= self.max_message);
         if let Some(wait) = blocking {
             if let Ok(mut current) = self.blocking_receiver.try_lock() {
                 match self.receive_blocking(socket, wait, buf, &mut current) {
@@ -531,9 +530,7 @@ impl Group {
         match datagram::recv_with_meta(socket, buf, 0) {
             Ok(meta) => Some(self.accept(meta)),
             Err(_) if self.is_closed() => Some(Err(Error::closed("receive"))),
-            Err(e) if matches!(e.kind(), IoKind::Interrupted | IoKind::WouldBlock) => {
-                None
-            }
+            Err(e) if matches!(e.kind(), IoKind::Interrupted | IoKind::WouldBlock) => None,
             Err(e) => Some(Err(Error::io("receive failed", &e))),
         }
     }

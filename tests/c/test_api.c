@@ -563,7 +563,7 @@ static void test_catalogue_batches(void) {
     CHECK(n == 0);
     many[80].buf = many_bufs[80];
     CHECK_STATUS(mc_receive_batch(g, 5, many, 100, &n), MC_OK);
-    CHECK(n == 70);
+    CHECK(n == 71); /* the 100-byte datagram left queued above, then the 70 */
     CATALOGUE("`mc_dropped` out NULL", mc_dropped(g, NULL), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_dropped` group NULL", mc_dropped(NULL, &dropped), MC_ERR_INVALID_ARGUMENT);
     mc_close(g);
