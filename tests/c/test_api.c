@@ -16,23 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "multicast.h"
-
-static int passed, failed;
 
 /* Version 1's layout is fixed (64-bit); the Rust side and every mirror assert the same. */
 _Static_assert(sizeof(void *) != 8 || sizeof(mc_join_options) == 56, "mc_join_options v1 layout changed");
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (cond) {                                                                     \
-            passed++;                                                                   \
-        } else {                                                                        \
-            failed++;                                                                   \
-            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__,  \
-                    #cond, mc_last_error());                                            \
-        }                                                                               \
-    } while (0)
 
 #define CHECK_STATUS(expr, want)                                                        \
     do {                                                                                \

@@ -18,21 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "multicast.h"
 
-static int passed, failed;
 static int next_port = 31000;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (cond) {                                                                   \
-            passed++;                                                                 \
-        } else {                                                                      \
-            failed++;                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, mc_last_error());                                          \
-        }                                                                             \
-    } while (0)
 
 /* Inside a child: a failed expectation ends it with this exit code. */
 #define REQUIRE(cond, code)                                                           \

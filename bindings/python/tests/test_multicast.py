@@ -179,16 +179,22 @@ def test_ipv6_and_source_specific():
         multicast.join("232.1.2.5", port, source="fd00::1")
 
 
+def _receive_batches(group, count):
+    """The payloads of `count` datagrams, taken with receive_batch 16 at a time."""
+    got = []
+    while len(got) < count:
+        batch = group.receive_batch(timeout=5, count=16)
+        assert batch, "timed out"
+        got += [m["data"] for m in batch]
+    return got
+
+
 def test_batches_round_trip():
     port = next(_ports)
     with multicast.join("239.4.1.4", port, gro=True) as g:
         messages = [f"m{i:03d}" for i in range(100)] + [b"\x00\xff", ""]
         assert g.send_batch(messages) == len(messages)
-        got = []
-        while len(got) < len(messages):
-            batch = g.receive_batch(timeout=5, count=16)
-            assert batch, "timed out"
-            got += [m["data"] for m in batch]
+        got = _receive_batches(g, len(messages))
         assert got == [m.encode() if isinstance(m, str) else m for m in messages]
         assert g.receive_batch(timeout=0.1) == []
 
@@ -196,11 +202,7 @@ def test_batches_round_trip():
 def test_send_batch_converts_each_item_as_send_does(group):
     items = [5, "é", b"x", bytearray(b"y"), 2.5, None, {"b": 1, "a": "<"}, ["l"], ""]
     assert group.send_batch(items) == len(items)
-    got = []
-    while len(got) < len(items):
-        batch = group.receive_batch(timeout=5, count=16)
-        assert batch, "timed out"
-        got += [m["data"] for m in batch]
+    got = _receive_batches(group, len(items))
     for item in items:
         group.send(item)
     one_by_one = [group.receive(timeout=5)["data"] for _ in items]
