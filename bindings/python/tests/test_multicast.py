@@ -227,6 +227,9 @@ def test_receive_batch_refuses_impossible_slots(group, count, size):
 
 _SIGINT_CHILD = """
 import signal, sys, time
+# Python leaves SIGINT alone when it starts ignored (a background job of a script);
+# a program that wants Ctrl-C installs the handler, as here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {path!r})
 import multicast
 g = multicast.join("239.3.9.1", {port})
