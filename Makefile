@@ -81,13 +81,16 @@ install: build
 	ln -sf libmulticast.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libmulticast.so
 	install -m 0644 target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
 	install -m 0644 include/multicast.h $(DESTDIR)$(INCDIR)/multicast.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-		-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(shell cat scripts/native-static-libs)|' \
-		multicast.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc
+	for pc in multicast multicast-static; do \
+		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+			-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(shell cat scripts/native-static-libs)|' \
+			$$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmulticast.so* $(DESTDIR)$(LIBDIR)/libmulticast.a \
-		$(DESTDIR)$(INCDIR)/multicast.h $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc
+		$(DESTDIR)$(INCDIR)/multicast.h $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/multicast-static.pc
 
 clean:
 	rm -rf $(B)

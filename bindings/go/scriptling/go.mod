@@ -3,7 +3,7 @@ module github.com/libmulticast/libmulticast/bindings/go/scriptling
 go 1.26.1
 
 require (
-	github.com/libmulticast/libmulticast/bindings/go v0.0.0-00010101000000-000000000000
+	github.com/libmulticast/libmulticast/bindings/go v0.1.0
 	github.com/paularlott/scriptling v0.20.1
 )
 
@@ -26,6 +26,3 @@ require (
 	golang.org/x/text v0.40.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
-
-// The Go binding lives beside this module in the same repository.
-replace github.com/libmulticast/libmulticast/bindings/go => ../

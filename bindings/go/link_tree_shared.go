@@ -1,8 +1,8 @@
-//go:build multicast_shared && !multicast_pkgconfig
+//go:build multicast_tree_shared
 
 package multicast
 
-// -tags multicast_shared: the shared library staged by `make lib`.
+// -tags multicast_tree_shared: the shared library staged in this checkout by `make lib`.
 
 // #cgo CFLAGS: -I${SRCDIR}/../../include
 // #cgo LDFLAGS: -L${SRCDIR}/../../build/lib -Wl,-rpath,${SRCDIR}/../../build/lib -lmulticast
