@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-import multicast  # noqa: E402
+# The package under test: the source tree's (PYTHONPATH=bindings/python, as make test
+# sets it) or an installed one (pip install ./bindings/python, run from elsewhere).
+import libmulticast as multicast  # noqa: E402
 
 if os.environ.get("MC_NETNS") != "1":
     pytest.exit("refusing to run outside scripts/netns (MC_NETNS is not 1)", returncode=2)
@@ -117,8 +118,11 @@ def test_context_manager_closes():
 
 
 def test_version_matches_cargo():
-    cargo = (pathlib.Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
-    assert multicast.version() == re.search(r'^version = "(.*)"', cargo, re.M).group(1)
+    expected = os.environ.get("MC_EXPECT_VERSION")  # set when the tests run outside the tree
+    if not expected:
+        cargo = (pathlib.Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
+        expected = re.search(r'^version = "(.*)"', cargo, re.M).group(1)
+    assert multicast.version() == expected
 
 
 def test_join_options_and_event_loop():
@@ -231,7 +235,7 @@ import signal, sys, time
 # a program that wants Ctrl-C installs the handler, as here.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {path!r})
-import multicast
+import libmulticast as multicast
 g = multicast.join("239.3.9.1", {port})
 try:
     print("ready", flush=True)
@@ -336,3 +340,16 @@ def test_every_call_on_a_32_kib_thread_stack():
         threading.stack_size(old)
     t.join()
     assert not errors, errors
+
+
+def test_the_expected_package_is_under_test():
+    """With MC_PYTHON_INSTALLED=1 (the installed-package suite, run from outside the
+    checkout) the package and its library must come from site-packages, the bundled copy;
+    otherwise the package is the source tree's."""
+    package = pathlib.Path(multicast.__file__).resolve().parent
+    if os.environ.get("MC_PYTHON_INSTALLED") == "1":
+        assert "site-packages" in package.parts, package
+        assert (package / "py.typed").is_file()
+        assert multicast._lib._name == str(package / "libmulticast.so")
+    else:
+        assert package == pathlib.Path(__file__).resolve().parents[1] / "libmulticast"

@@ -1,14 +1,17 @@
 """libmulticast for Python: UDP multicast group messaging with the shape of
 scriptling's ``scriptling.net.multicast`` module, over the C library through ctypes.
 
-    import multicast
-    with multicast.join("239.1.1.1", 9999) as group:
+    import libmulticast
+    with libmulticast.join("239.1.1.1", 9999) as group:
         group.send("Hello group!")
         msg = group.receive(timeout=5)   # {"data": bytes, "source": "ip:port"} or None
 
-The shared library is found through $LIBMULTICAST_PATH, then the source tree's
-build/lib (after ``make lib``), then the system's library path.
+The shared library is the one named by $LIBMULTICAST_PATH, else the copy bundled in
+this package (``pip install ./bindings/python``), else the source tree's build/lib
+(after ``make lib``), else the system's library path.
 """
+
+from __future__ import annotations
 
 import ctypes
 import ctypes.util
@@ -18,11 +21,12 @@ import os
 import pathlib
 import threading
 import time
+from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = [
     "join", "Group", "MulticastError", "InvalidArgumentError", "NotMulticastError",
     "InterfaceError", "MessageTooLargeError", "BufferTooSmallError", "InvalidJSONError",
-    "ClosedError", "MulticastIOError", "InternalError", "MAX_MESSAGE_SIZE", "version",
+    "ClosedError", "MulticastIOError", "InternalError", "MAX_MESSAGE_SIZE", "Message", "version",
 ]
 
 MAX_MESSAGE_SIZE = 65507
@@ -30,12 +34,14 @@ _SOURCE_MAX = 64
 _RECEIVE_CAPACITY = 65535  # never truncates, and takes one system call
 
 
-def _load():
+def _load() -> ctypes.CDLL:
     candidates = []
     if os.environ.get("LIBMULTICAST_PATH"):
         candidates.append(os.environ["LIBMULTICAST_PATH"])
-    tree = pathlib.Path(__file__).resolve().parents[3] / "build" / "lib" / "libmulticast.so"
-    candidates.append(str(tree))
+    here = pathlib.Path(__file__).resolve().parent
+    candidates.append(str(here / "libmulticast.so"))
+    if len(here.parents) > 2:
+        candidates.append(str(here.parents[2] / "build" / "lib" / "libmulticast.so"))
     found = ctypes.util.find_library("multicast")
     if found:
         candidates.append(found)
@@ -45,7 +51,8 @@ def _load():
                 return ctypes.CDLL(path)
             except OSError:
                 continue
-    raise ImportError("libmulticast not found: run `make lib` or set LIBMULTICAST_PATH")
+    raise ImportError("libmulticast not found: pip install ./bindings/python, run `make lib`, "
+                      "or set LIBMULTICAST_PATH")
 
 
 _lib = _load()
@@ -103,6 +110,9 @@ for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "m
     getattr(_lib, _name).restype = ctypes.c_int
 
 _OK, _TIMEOUT = 0, 1
+
+#: A received datagram: {"data": bytes, "source": "ip:port"}.
+Message = Dict[str, Any]
 
 
 class MulticastError(Exception):
@@ -204,13 +214,13 @@ def _json_text(message):
 class Group:
     """A joined group. Use ``close()`` or a ``with`` block; safe to share across threads."""
 
-    def __init__(self, handle):
+    def __init__(self, handle: ctypes.c_void_p) -> None:
         self._handle = handle
         self.group_addr = _lib.mc_group_addr(handle).decode()
         self.port = _lib.mc_port(handle)
         self.local_addr = _lib.mc_local_addr(handle).decode()
 
-    def send(self, message):
+    def send(self, message: Any) -> None:
         """Sends str (UTF-8), bytes, or a dict/list (JSON-encoded as scriptling does,
         i.e. as Go's encoding/json writes it) as one datagram; anything else as its str()."""
         if isinstance(message, (dict, list)):
@@ -219,7 +229,7 @@ class Group:
         data = _payload(message)
         _check(_lib.mc_send(self._handle, data, len(data)))
 
-    def receive(self, timeout=30):
+    def receive(self, timeout: Optional[float] = 30) -> Optional[Message]:
         """Waits up to ``timeout`` seconds (<= 0: no limit) for one datagram; returns
         {"data": bytes, "source": "ip:port"}, or None on timeout."""
         if timeout is None or timeout <= 0:
@@ -228,7 +238,7 @@ class Group:
             raise InvalidArgumentError("timeout must be a number of seconds, not NaN")
         return self._receive(float(timeout))
 
-    def send_batch(self, messages):
+    def send_batch(self, messages: Sequence[Any]) -> int:
         """Sends each item of the sequence ``messages`` as its own datagram, in order, each
         converted as ``send()`` converts it (str as UTF-8, bytes as they are, dict/list as
         JSON, anything else as its str()), in as few system calls as the kernel allows
@@ -265,7 +275,8 @@ class Group:
         _check(_lib.mc_send_batch(self._handle, datagrams, len(payloads), ctypes.byref(sent)))
         return sent.value
 
-    def receive_batch(self, timeout=30, count=64, size=_RECEIVE_CAPACITY):
+    def receive_batch(self, timeout: Optional[float] = 30, count: int = 64,
+                      size: int = _RECEIVE_CAPACITY) -> List[Message]:
         """Waits up to ``timeout`` seconds (<= 0: no limit) for a datagram, then takes up to
         ``count`` already queued; returns a list of {"data", "source"} dicts ([] on timeout).
         ``size`` is each slot's capacity; the default never truncates."""
@@ -287,12 +298,12 @@ class Group:
         return [{"data": buffers[i].raw[:slots[i].len], "source": slots[i].source.decode()}
                 for i in range(filled.value)]
 
-    def receive_now(self):
+    def receive_now(self) -> Optional[Message]:
         """Returns a datagram already queued, or None at once: what an event loop calls
         once ``fileno()`` is readable."""
         return self._receive(0.0)
 
-    def fileno(self):
+    def fileno(self) -> int:
         """The socket descriptor, readable while a datagram is queued, so a Group works
         with select, selectors and asyncio's add_reader. Do not read or close it."""
         fd = ctypes.c_int(-1)
@@ -300,7 +311,7 @@ class Group:
         return fd.value
 
     @property
-    def receive_buffer_size(self):
+    def receive_buffer_size(self) -> int:
         """The socket receive buffer the kernel granted (Linux doubles the request and
         caps it at net.core.rmem_max)."""
         size = ctypes.c_size_t(0)
@@ -317,14 +328,14 @@ class Group:
             return None
         return {"data": buf.raw[:length.value], "source": source.value.decode()}
 
-    def close(self):
+    def close(self) -> None:
         """Leaves the group; wakes blocked receivers (they raise ClosedError). Idempotent."""
         _check(_lib.mc_close(self._handle))
 
-    def __enter__(self):
+    def __enter__(self) -> "Group":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self):
@@ -333,11 +344,12 @@ class Group:
             _lib.mc_free(handle)
 
     def __repr__(self):
-        return f"<multicast.Group {self.local_addr}>"
+        return f"<libmulticast.Group {self.local_addr}>"
 
 
-def join(group_addr, port, interface="", *, ttl=1, loopback=True, interface_index=0,
-         receive_buffer=0, gro=False, source=""):
+def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int = 1, loopback: bool = True,
+         interface_index: int = 0, receive_buffer: int = 0, gro: bool = False,
+         source: Optional[str] = "") -> Group:
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
     the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
     whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
@@ -367,6 +379,6 @@ def join(group_addr, port, interface="", *, ttl=1, loopback=True, interface_inde
     return Group(handle)
 
 
-def version():
+def version() -> str:
     """The version of the loaded libmulticast."""
     return _lib.mc_version().decode()
