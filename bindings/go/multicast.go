@@ -144,7 +144,7 @@ type JoinOptions struct {
 	TTL               int    // time to live of sent datagrams, 1..255; 0 means 1
 	DisableLoopback   bool   // true: members on this host do not hear this group's sends
 	ReceiveBufferSize int    // requested SO_RCVBUF in bytes; 0 keeps the kernel's default
-	GRO               bool   // let the kernel hand over runs of datagrams (UDP_GRO); see the README
+	GRO               bool   // let the kernel hand over runs of datagrams (UDP_GRO); see docs/api.md
 	Source            string // source-specific multicast: only this sender's datagrams; "" for any
 }
 

@@ -36,7 +36,7 @@ _Static_assert(sizeof(void *) != 8 || sizeof(mc_join_options) == 56, "mc_join_op
     } while (0)
 
 /* A catalogue entry: checked like CHECK_STATUS, and written (with the message the
- * library gave) to $MC_CATALOGUE, from which the README's table is checked. */
+ * library gave) to $MC_CATALOGUE, from which docs/testing.md's table is checked. */
 static FILE *catalogue;
 
 static void catalogue_row(const char *what, const char *want, mc_status status) {
@@ -633,7 +633,7 @@ static void test_catalogue_ipv6(void) {
     mc_free(g);
 }
 
-/* Bad inputs and faults, one row each in the README's catalogue. */
+/* Bad inputs and faults, one row each in the catalogue (docs/testing.md). */
 static void test_catalogue(void) {
     mc_group *g = NULL;
     char buf[16], src[MC_SOURCE_MAX], small_src[8];
