@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 /// What went wrong. Each kind maps to exactly one C status (`mc_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,13 +27,25 @@ pub enum ErrorKind {
     Io,
 }
 
-/// An error with its kind and a one-line message naming the cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error with its kind and a one-line message naming the cause; for
+/// [`ErrorKind::Io`], the operating system's error as its [`source`](std::error::Error::source).
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     needed_len: Option<usize>,
+    cause: Option<Arc<io::Error>>,
 }
+
+impl PartialEq for Error {
+    /// Kind, message and needed length; the OS error behind an `Io` error is in the message.
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.message, self.needed_len)
+            == (other.kind, &other.message, other.needed_len)
+    }
+}
+
+impl Eq for Error {}
 
 /// The result type of the core.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -44,6 +57,7 @@ impl Error {
             kind,
             message: message.into(),
             needed_len: None,
+            cause: None,
         }
     }
 
@@ -60,7 +74,14 @@ impl Error {
 
     /// An OS error during `context` (e.g. "send failed"), keeping the OS text.
     pub(crate) fn io(context: &str, err: &io::Error) -> Self {
-        Self::new(ErrorKind::Io, format!("{context}: {err}"))
+        let cause = match err.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(err.kind(), err.to_string()),
+        };
+        Error {
+            cause: Some(Arc::new(cause)),
+            ..Self::new(ErrorKind::Io, format!("{context}: {err}"))
+        }
     }
 
     pub(crate) fn buffer_too_small(needed: usize, capacity: usize) -> Self {
@@ -71,6 +92,7 @@ impl Error {
                  it stays queued, retry with a larger buffer"
             ),
             needed_len: Some(needed),
+            cause: None,
         }
     }
 
@@ -96,7 +118,34 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// For callers that speak `io::Result`: the kind maps to the nearest `io::ErrorKind`
+/// (an OS error keeps its own), and the message and source stay.
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match (err.kind, &err.cause) {
+            (_, Some(cause)) => cause.kind(),
+            (ErrorKind::InvalidArgument | ErrorKind::NotMulticast, _) => {
+                io::ErrorKind::InvalidInput
+            }
+            (ErrorKind::MessageTooLarge | ErrorKind::BufferTooSmall, _) => {
+                io::ErrorKind::InvalidInput
+            }
+            (ErrorKind::Interface, _) => io::ErrorKind::AddrNotAvailable,
+            (ErrorKind::InvalidJson, _) => io::ErrorKind::InvalidData,
+            (ErrorKind::Closed, _) => io::ErrorKind::NotConnected,
+            (ErrorKind::Io, None) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
+    }
+}
 
 /// Caller text quoted for a message, cut to a readable length so a megabyte of garbage
 /// does not become a megabyte of error message.
@@ -148,5 +197,26 @@ mod tests {
                 .starts_with("send failed: Network is unreachable"),
             "{e}"
         );
+        let source = std::error::Error::source(&e).expect("the OS error as source");
+        assert_eq!(
+            source.to_string(),
+            io::Error::from_raw_os_error(libc::ENETUNREACH).to_string()
+        );
+        let as_io = io::Error::from(e);
+        assert_eq!(as_io.raw_os_error(), None);
+        assert_eq!(as_io.kind(), io::ErrorKind::NetworkUnreachable);
+        assert!(as_io
+            .to_string()
+            .starts_with("send failed: Network is unreachable"));
+    }
+
+    #[test]
+    fn into_io_error_keeps_message_and_maps_kind() {
+        let closed = io::Error::from(Error::closed("receive"));
+        assert_eq!(closed.kind(), io::ErrorKind::NotConnected);
+        assert_eq!(closed.to_string(), "receive failed: group is closed");
+        assert!(std::error::Error::source(&Error::closed("send")).is_none());
+        let json = io::Error::from(Error::new(ErrorKind::InvalidJson, "invalid JSON: x"));
+        assert_eq!(json.kind(), io::ErrorKind::InvalidData);
     }
 }

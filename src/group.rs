@@ -648,6 +648,16 @@ impl Group {
     }
 }
 
+/// The socket's descriptor, for registering with an event loop (readable while a
+/// datagram is queued); -1 once the group is closed. The group keeps it: never read
+/// from it or close it. `AsFd` is not offered: `close` (through `&self`) may close the
+/// descriptor while a borrow of it would still be alive.
+impl AsRawFd for Group {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd().unwrap_or(-1)
+    }
+}
+
 impl Drop for Group {
     fn drop(&mut self) {
         let _ = self.close();

@@ -176,6 +176,7 @@ fn receive_buffer_is_granted_and_read_back() {
 fn descriptor_is_readable_exactly_while_datagrams_are_queued() {
     let g = join_with("239.2.1.7", unique_port(), &JoinOptions::default());
     let fd = g.raw_fd().unwrap();
+    assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&g), fd);
     assert!(!poll_readable(fd, 0));
     for i in 0..3u8 {
         g.send(&[i]).unwrap();
@@ -189,6 +190,7 @@ fn descriptor_is_readable_exactly_while_datagrams_are_queued() {
     assert!(!poll_readable(fd, 0));
     g.close().unwrap();
     assert_eq!(g.raw_fd(), None);
+    assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&g), -1);
     assert_eq!(
         g.receive_buffer_size().unwrap_err().kind(),
         ErrorKind::Closed
