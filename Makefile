@@ -76,10 +76,18 @@ bench: setup
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 0755 target/release/libmulticast.so $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	install -d $(DESTDIR)$(LIBDIR)/.debug
+	# Stripped libraries; the shared library's debug information beside it in .debug/,
+	# where gdb finds it through the .gnu_debuglink the stripped copy carries.
+	objcopy --only-keep-debug target/release/libmulticast.so \
+		$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.$(VERSION).debug
+	objcopy --strip-debug --add-gnu-debuglink=$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.$(VERSION).debug \
+		target/release/libmulticast.so $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	chmod 0755 $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
 	ln -sf libmulticast.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmulticast.so.$(MAJOR)
 	ln -sf libmulticast.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libmulticast.so
-	install -m 0644 target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
+	objcopy --strip-debug target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
+	chmod 0644 $(DESTDIR)$(LIBDIR)/libmulticast.a
 	install -m 0644 include/multicast.h $(DESTDIR)$(INCDIR)/multicast.h
 	for pc in multicast multicast-static; do \
 		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
@@ -89,6 +97,7 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmulticast.so* $(DESTDIR)$(LIBDIR)/libmulticast.a \
+		$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.*.debug \
 		$(DESTDIR)$(INCDIR)/multicast.h $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/multicast-static.pc
 
