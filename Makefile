@@ -12,6 +12,8 @@ LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+MINOR   := $(word 2,$(subst ., ,$(VERSION)))
+STATIC_LIBS := $(shell cat scripts/native-static-libs)
 CARGO   ?= cargo
 CC      ?= cc
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g
@@ -89,9 +91,16 @@ install: build
 	objcopy --strip-debug target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
 	chmod 0644 $(DESTDIR)$(LIBDIR)/libmulticast.a
 	install -m 0644 include/multicast.h $(DESTDIR)$(INCDIR)/multicast.h
+	install -d $(DESTDIR)$(LIBDIR)/cmake/multicast
+	for cm in multicastConfig multicastConfigVersion; do \
+		sed -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+			-e 's|@MAJOR@|$(MAJOR)|' -e 's|@MINOR@|$(MINOR)|' \
+			-e 's|@STATIC_LIBS_CMAKE@|$(subst $(eval) ,;,$(patsubst -l%,%,$(STATIC_LIBS)))|' \
+			$$cm.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/multicast/$$cm.cmake || exit 1; \
+	done
 	for pc in multicast multicast-static; do \
 		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-			-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(shell cat scripts/native-static-libs)|' \
+			-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
 			$$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc || exit 1; \
 	done
 
@@ -99,7 +108,9 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmulticast.so* $(DESTDIR)$(LIBDIR)/libmulticast.a \
 		$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.*.debug \
 		$(DESTDIR)$(INCDIR)/multicast.h $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc \
-		$(DESTDIR)$(LIBDIR)/pkgconfig/multicast-static.pc
+		$(DESTDIR)$(LIBDIR)/pkgconfig/multicast-static.pc \
+		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfig.cmake \
+		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfigVersion.cmake
 
 clean:
 	rm -rf $(B)
