@@ -1,6 +1,6 @@
 # libmulticast: build, test, demo, install.
 #
-#   make demo      set up, build, and run two members discovering each other (private netns)
+#   make demo      install what the demo needs, build, and run two members discovering each other
 #   make test      set up, build, and run every test (what .ci/run runs)
 #   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config file
 #   make header    regenerate include/multicast.h after changing the C API
@@ -67,7 +67,12 @@ examples: lib
 test: setup
 	scripts/test-all
 
-demo: setup lib examples
+# Only what the demo uses: no test tools, and only the one example it runs.
+demo:
+	scripts/setup --demo
+	$(MAKE) lib
+	mkdir -p $(B)/examples
+	$(CC) $(CFLAGS_STRICT) -Iinclude examples-c/discovery.c -o $(B)/examples/discovery $(LINK_SHARED)
 	scripts/demo
 
 fuzz: setup
