@@ -2,7 +2,8 @@
 #
 #   make demo      install what the demo needs, build, and run two members discovering each other
 #   make test      set up, build, and run every test (what .ci/run runs)
-#   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config file
+#   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config and CMake files
+#   make deb       Debian/Ubuntu packages libmulticast0 and libmulticast-dev in build/deb
 #   make header    regenerate include/multicast.h after changing the C API
 #   make fuzz      FUZZ_SECONDS=20 : each libFuzzer target that long (private netns)
 #   make bench     the benchmark pairs (private netns); results and chart in build/bench/
@@ -21,7 +22,7 @@ B       := build
 LIB     := $(B)/lib
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build lib header c-tests examples test demo fuzz bench install uninstall clean
+.PHONY: all setup build lib header c-tests examples test demo fuzz bench install uninstall deb clean
 
 all: lib c-tests examples
 
@@ -108,6 +109,10 @@ install: build
 			-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
 			$$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc || exit 1; \
 	done
+
+# Debian/Ubuntu packages libmulticast0 and libmulticast-dev in build/deb.
+deb: build
+	scripts/deb
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmulticast.so* $(DESTDIR)$(LIBDIR)/libmulticast.a \
