@@ -117,7 +117,7 @@ fn scan_json(text: &str) -> JsonScan {
                 while i < bytes.len() && bytes[i] != b'"' {
                     i += match bytes[i] {
                         b'\\' => {
-                            scan.lone_surrogates |= lone_surrogate_at(bytes, i).is_some();
+                            scan.lone_surrogates |= lone_surrogate_at(bytes, i);
                             escape_len(bytes, i)
                         }
                         _ => 1,
@@ -140,17 +140,13 @@ fn escape_at(bytes: &[u8], at: usize) -> Option<u16> {
     u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
 }
 
-/// At a `\u` escape: `Some(6)` if it is a surrogate without its pair (the escape's
-/// length), `None` if it is not a surrogate or is half of a proper pair.
-fn lone_surrogate_at(bytes: &[u8], at: usize) -> Option<usize> {
-    let unit = escape_at(bytes, at)?;
-    match unit {
-        0xD800..=0xDBFF => match escape_at(bytes, at + 6) {
-            Some(0xDC00..=0xDFFF) => None,
-            _ => Some(6),
-        },
-        0xDC00..=0xDFFF => Some(6),
-        _ => None,
+/// Whether the escape at `at` is a `\uXXXX` surrogate without its pair (a high half not
+/// followed by a low one, or a low half on its own).
+fn lone_surrogate_at(bytes: &[u8], at: usize) -> bool {
+    match escape_at(bytes, at) {
+        Some(0xD800..=0xDBFF) => !matches!(escape_at(bytes, at + 6), Some(0xDC00..=0xDFFF)),
+        Some(0xDC00..=0xDFFF) => true,
+        _ => false,
     }
 }
 
@@ -158,7 +154,7 @@ fn lone_surrogate_at(bytes: &[u8], at: usize) -> Option<usize> {
 /// low half is never taken for a lone one, a `\uXXXX` (6), or a one-letter escape (2).
 fn escape_len(bytes: &[u8], at: usize) -> usize {
     match escape_at(bytes, at) {
-        Some(0xD800..=0xDBFF) if lone_surrogate_at(bytes, at).is_none() => 12,
+        Some(0xD800..=0xDBFF) if !lone_surrogate_at(bytes, at) => 12,
         Some(_) => 6,
         None => 2,
     }
@@ -174,14 +170,13 @@ fn replace_lone_surrogates(text: &str) -> String {
         match bytes[i] {
             b'"' => in_string = !in_string,
             b'\\' if in_string => {
-                if let Some(len) = lone_surrogate_at(bytes, i) {
+                let len = escape_len(bytes, i);
+                if lone_surrogate_at(bytes, i) {
                     out.push_str(&text[copied..i]);
                     out.push_str("\\ufffd");
                     copied = i + len;
-                    i += len;
-                    continue;
                 }
-                i += escape_len(bytes, i);
+                i += len;
                 continue;
             }
             _ => {}
