@@ -29,8 +29,15 @@ all: lib c-tests examples
 setup:
 	scripts/setup
 
+# The C library: the crate with its C API (the `capi` feature) as a cdylib and a staticlib.
+# A Rust dependent builds the same crate as an rlib only, without these.
+# SONAME libmulticast.so.<major>, as cargo-c and the usual C convention do. Given here, not
+# by build.rs, because the package itself declares only the rlib.
+C_BUILD := --lib --release --features capi --crate-type cdylib,staticlib \
+	-- -C link-arg=-Wl,-soname,libmulticast.so.$(MAJOR)
+
 build:
-	$(CARGO) build --release
+	$(CARGO) rustc $(C_BUILD)
 
 # The release libraries staged with the usual SONAME symlinks, for in-tree C programs.
 lib: build
@@ -41,7 +48,7 @@ lib: build
 	cp target/release/libmulticast.a $(LIB)/libmulticast.a
 
 header:
-	MC_UPDATE_HEADER=1 $(CARGO) build
+	MC_UPDATE_HEADER=1 $(CARGO) build --features capi
 
 LINK_SHARED = -L$(LIB) -lmulticast -Wl,-rpath,$(abspath $(LIB)) -lpthread -lm
 EXAMPLES := basic discovery listener dict_messages error_handling

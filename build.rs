@@ -1,67 +1,74 @@
-//! Generates include/multicast.h from the FFI module with cbindgen.
+//! Generates include/multicast.h from the FFI module with cbindgen, in the C build only
+//! (`--features capi`); a Rust dependent's build does nothing here and needs no cbindgen.
 //!
 //! The header is always written to $OUT_DIR/multicast.h; the committed copy in include/
 //! is refreshed only when MC_UPDATE_HEADER=1 (`make header`), and a test fails when the
 //! two differ, so a change to the C API cannot land without its header.
 
-use std::env;
-use std::fs;
-use std::path::PathBuf;
-
 fn main() {
-    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    println!("cargo:rerun-if-changed=src");
-    println!("cargo:rerun-if-changed=cbindgen.toml");
-    println!("cargo:rerun-if-env-changed=MC_UPDATE_HEADER");
+    println!("cargo:rerun-if-changed=build.rs");
+    #[cfg(feature = "capi")]
+    c_api::generate();
+}
 
-    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
-    let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
-    let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
-    let version = env::var("CARGO_PKG_VERSION").unwrap();
+#[cfg(feature = "capi")]
+mod c_api {
+    use std::env;
+    use std::fs;
+    use std::path::PathBuf;
 
-    // SONAME libmulticast.so.<major>, as cargo-c and the usual C convention do.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmulticast.so.{major}");
+    pub fn generate() {
+        let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+        let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+        println!("cargo:rerun-if-changed=src");
+        println!("cargo:rerun-if-changed=cbindgen.toml");
+        println!("cargo:rerun-if-env-changed=MC_UPDATE_HEADER");
 
-    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("cbindgen.toml is readable");
-    config.after_includes = Some(format!(
-        "\n/** The version of this header; compare with mc_version() at run time. */\n\
+        let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+        let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+        let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
+        let version = env::var("CARGO_PKG_VERSION").unwrap();
+
+        let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+            .expect("cbindgen.toml is readable");
+        config.after_includes = Some(format!(
+            "\n/** The version of this header; compare with mc_version() at run time. */\n\
          #define MC_VERSION \"{version}\"\n\
          #define MC_VERSION_MAJOR {major}\n\
          #define MC_VERSION_MINOR {minor}\n\
          #define MC_VERSION_PATCH {patch}\n"
-    ));
-    let generated = cbindgen::Builder::new()
-        .with_crate(&crate_dir)
-        .with_config(config)
-        .generate()
-        .expect("cbindgen could not generate the header");
-    let mut bytes = Vec::new();
-    generated.write(&mut bytes);
-    let text = String::from_utf8(bytes).expect("header is UTF-8");
-    // Rust must accept any integer from C here (an out-of-range enum value would be
-    // undefined behaviour in Rust), yet C callers should see the enum type.
-    let text = replace_once(
-        &text,
-        "const char *mc_status_str(int status);",
-        "const char *mc_status_str(mc_status status);",
-    );
+        ));
+        let generated = cbindgen::Builder::new()
+            .with_crate(&crate_dir)
+            .with_config(config)
+            .generate()
+            .expect("cbindgen could not generate the header");
+        let mut bytes = Vec::new();
+        generated.write(&mut bytes);
+        let text = String::from_utf8(bytes).expect("header is UTF-8");
+        // Rust must accept any integer from C here (an out-of-range enum value would be
+        // undefined behaviour in Rust), yet C callers should see the enum type.
+        let text = replace_once(
+            &text,
+            "const char *mc_status_str(int status);",
+            "const char *mc_status_str(mc_status status);",
+        );
 
-    fs::write(out_dir.join("multicast.h"), &text).unwrap();
-    if env::var("MC_UPDATE_HEADER").as_deref() == Ok("1") {
-        let committed = crate_dir.join("include/multicast.h");
-        if fs::read_to_string(&committed).ok().as_deref() != Some(text.as_str()) {
-            fs::write(committed, &text).unwrap();
+        fs::write(out_dir.join("multicast.h"), &text).unwrap();
+        if env::var("MC_UPDATE_HEADER").as_deref() == Ok("1") {
+            let committed = crate_dir.join("include/multicast.h");
+            if fs::read_to_string(&committed).ok().as_deref() != Some(text.as_str()) {
+                fs::write(committed, &text).unwrap();
+            }
         }
     }
-}
 
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "expected exactly one {from:?} in the header"
-    );
-    text.replacen(from, to, 1)
+    fn replace_once(text: &str, from: &str, to: &str) -> String {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "expected exactly one {from:?} in the header"
+        );
+        text.replacen(from, to, 1)
+    }
 }

@@ -32,6 +32,8 @@ pub mod options;
 mod membership;
 
 mod datagram;
+// The C API: present only in the C build (`--features capi`), never in a Rust dependent's.
+#[cfg(feature = "capi")]
 mod ffi;
 mod sys;
 

@@ -1,7 +1,7 @@
 //! What travels in a datagram: size limits, the JSON form of scriptling's dict
 //! messages, and the text form of a sender's address.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
@@ -235,17 +235,6 @@ fn go_float(value: f64) -> String {
     s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
 }
 
-/// Writes `addr` as `ip:port` into `out` without allocating; returns the text length.
-/// Fails if `out` cannot hold the text.
-pub(crate) fn format_source(
-    addr: &SocketAddr,
-    out: &mut [u8],
-) -> std::result::Result<usize, fmt::Error> {
-    let mut w = SliceWriter { buf: out, len: 0 };
-    write!(w, "{}", SourceText(addr))?;
-    Ok(w.len)
-}
-
 /// An address as users read it: `ip:port`, or `[ip]:port` for IPv6 with the zone as
 /// the interface's name where one applies (`[fe80::1%eth0]:9999`).
 pub struct SourceText<'a>(pub &'a SocketAddr);
@@ -262,33 +251,6 @@ impl fmt::Display for SourceText<'_> {
             SocketAddr::V6(v6) => write!(f, "[{}]:{}", v6.ip(), v6.port()),
             SocketAddr::V4(v4) => write!(f, "{v4}"),
         }
-    }
-}
-
-/// Writes an IP address as text into `out`; returns the bytes written.
-pub(crate) fn format_source_ip(
-    addr: &std::net::IpAddr,
-    out: &mut [u8],
-) -> std::result::Result<usize, fmt::Error> {
-    let mut w = SliceWriter { buf: out, len: 0 };
-    write!(w, "{addr}")?;
-    Ok(w.len)
-}
-
-struct SliceWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl fmt::Write for SliceWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
@@ -384,15 +346,5 @@ mod tests {
             ErrorKind::MessageTooLarge
         );
         assert!(check_size_for(MAX_MESSAGE_SIZE_V6, MAX_MESSAGE_SIZE_V6).is_ok());
-    }
-
-    #[test]
-    fn source_text() {
-        let mut buf = [0u8; SOURCE_MAX_V4];
-        let addr: SocketAddr = "255.255.255.255:65535".parse().unwrap();
-        let n = format_source(&addr, &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"255.255.255.255:65535");
-        assert_eq!(n + 1, SOURCE_MAX_V4);
-        assert!(format_source(&addr, &mut buf[..10]).is_err());
     }
 }

@@ -1,7 +1,10 @@
 """Builds the Rust library with cargo and puts it inside the package, so that
 `pip install ./bindings/python` gives a package that imports with no other set-up.
 
-The checkout this file sits in (two levels up) is built with `cargo build --release`;
+The checkout this file sits in (two levels up) is built as the C library (`cargo rustc
+--features capi --crate-type cdylib,staticlib -- -C link-arg=...soname`, exactly as the
+Makefile does,
+so the two share one build);
 $LIBMULTICAST_CARGO names another cargo. The wheel is platform-specific, since it
 carries a native library.
 """
@@ -30,7 +33,10 @@ class BuildWithLibrary(build_py):
     def run(self):
         super().run()
         cargo = os.environ.get("LIBMULTICAST_CARGO", "cargo")
-        subprocess.run([cargo, "build", "--release", "--lib", "--manifest-path", str(ROOT / "Cargo.toml")],
+        major = version().split(".")[0]
+        subprocess.run([cargo, "rustc", "--release", "--lib", "--features", "capi", "--crate-type", "cdylib,staticlib",
+                        "--manifest-path", str(ROOT / "Cargo.toml"),
+                        "--", "-C", f"link-arg=-Wl,-soname,libmulticast.so.{major}"],
                        check=True)
         target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         built = target / "release" / "libmulticast.so"

@@ -204,11 +204,11 @@ impl SlotTexts {
     fn fill(&mut self, slot: &mut mc_received, r: &Received) -> Result<(), Error> {
         if self.last != Some((r.source, r.destination)) {
             write_text(&mut self.source, |out| {
-                message::format_source(&r.source, out)
+                super::text::format_source(&r.source, out)
             })?;
             match r.destination {
                 Some(d) => write_text(&mut self.destination, |out| {
-                    message::format_source_ip(&d, out)
+                    super::text::format_source_ip(&d, out)
                 })?,
                 None => self.destination[0] = 0,
             }

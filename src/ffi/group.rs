@@ -194,7 +194,7 @@ pub unsafe extern "C" fn mc_receive(
             Ok(Some(received)) => {
                 *out_len = received.len;
                 if let Some(s) = source {
-                    let n = message::format_source(&received.source, &mut s[..source_capacity - 1])
+                    let n = super::text::format_source(&received.source, &mut s[..source_capacity - 1])
                         .map_err(|_| Error::new(ErrorKind::Io, "sender address longer than expected"))?;
                     s[n] = 0;
                 }

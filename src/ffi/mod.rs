@@ -15,6 +15,7 @@ mod batch;
 mod group;
 mod options;
 mod status;
+mod text;
 mod version;
 
 pub use status::mc_status;
