@@ -273,10 +273,13 @@ enum mc_status mc_dropped(const struct mc_group *group, uint32_t *out);
 
 /**
  * Joins the multicast group `group_addr` on `port` (1..65535): an IPv4 group
- * ("239.1.1.1") or an IPv6 group ("ff05::1", "ff02::1%eth0" with a zone), always a
- * literal, never a host name. `interface_name` is an interface name ("eth0"), one of
- * this host's addresses ("10.0.0.5"), or NULL/"" for the kernel's choice; link-scoped
- * IPv6 groups (ff01::/16, ff02::/16 scopes) need an interface or a zone.
+ * ("239.1.1.1") or an IPv6 group ("ff05::1", "ff02::1%eth0" with a zone; in brackets
+ * as Go writes hosts, "[ff02::1%eth0]", too), always a literal, never a host name, and
+ * exact: surrounding whitespace is refused. `interface_name` is an interface name
+ * ("eth0"), one of this host's addresses ("10.0.0.5"), or NULL/"" for the kernel's
+ * choice (the multicast route), for link-scoped IPv6 groups (ff01::/16, ff02::/16
+ * scopes) as for the others. An interface without an IPv4 address is joined and sent
+ * through by index.
  *
  * Several handles (in one process or several) may join the same group and port; each
  * receives every datagram. A handle receives only its own group's datagrams. Multicast
@@ -286,8 +289,7 @@ enum mc_status mc_dropped(const struct mc_group *group, uint32_t *out);
  * On failure `*out` is untouched.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group_addr` or `out`, non-UTF-8 text, malformed
  * address, port outside 1..65535), MC_ERR_NOT_MULTICAST, MC_ERR_INTERFACE (unknown or
- * down interface, one without an IPv4 address for an IPv4 group, a link-scoped IPv6
- * group without one, or no multicast route), MC_ERR_IO.
+ * down interface: "interface not found: NAME", or no multicast route), MC_ERR_IO.
  * Thread-safety: safe from any thread.
  */
 enum mc_status mc_join(const char *group_addr,

@@ -8,30 +8,71 @@ use std::time::Duration;
 
 use crate::error::{excerpt, Error, ErrorKind, Result};
 
-/// Parses a multicast group literal: IPv4 (224.0.0.0/4) or IPv6 (ff00::/8), without a
-/// zone (see [`split_zone`]).
+/// Parses a group as a caller spells it: an IPv4 or IPv6 literal, an IPv6 literal with
+/// a zone (`ff02::1%eth0`, `ff02::1%3`), or either in brackets (`[ff02::1]`,
+/// `[ff02::1%eth0]`, `[239.1.1.1]`), the form Go's `host:port` resolver (and so
+/// scriptling's module) takes. Returns the group and the zone, if any.
+///
+/// The text is exact: surrounding whitespace is not an address, as with Go's parser.
+/// Errors quote the whole text as given. Text that is no address (or an empty zone) is
+/// [`ErrorKind::InvalidArgument`]; a valid address outside the multicast ranges is
+/// [`ErrorKind::NotMulticast`].
+pub fn parse_group_spec(text: &str) -> Result<(IpAddr, Option<&str>)> {
+    let invalid = || {
+        Error::invalid(format!(
+            "invalid multicast address: {} is not an IPv4 or IPv6 address literal",
+            excerpt(text)
+        ))
+    };
+    let inner = match text.strip_prefix('[') {
+        Some(rest) => rest.strip_suffix(']').ok_or_else(invalid)?,
+        None => text,
+    };
+    let (addr, zone) = split_zone(inner);
+    if zone == Some("") {
+        return Err(Error::invalid(format!(
+            "invalid multicast address: {} has an empty zone after %; name an interface or leave the % out",
+            excerpt(text)
+        )));
+    }
+    let group = parse_literal(addr).ok_or_else(invalid)?;
+    check_multicast(group)?;
+    Ok((group, zone))
+}
+
+/// Parses a multicast group literal: IPv4 (224.0.0.0/4) or IPv6 (ff00::/8), exactly as
+/// written, without a zone or brackets (see [`parse_group_spec`] for those).
 ///
 /// Text that is no IP address is [`ErrorKind::InvalidArgument`]; a valid address
 /// outside the multicast ranges is [`ErrorKind::NotMulticast`].
 pub fn parse_group(text: &str) -> Result<IpAddr> {
-    let addr: IpAddr = text.trim().parse().map_err(|_| {
+    let addr = parse_literal(text).ok_or_else(|| {
         Error::invalid(format!(
             "invalid multicast address: {} is not an IPv4 or IPv6 address literal",
             excerpt(text)
         ))
     })?;
-    if !addr.is_multicast() {
-        return Err(Error::new(
-            ErrorKind::NotMulticast,
-            format!("address {addr} is not a multicast address"),
-        ));
-    }
+    check_multicast(addr)?;
     Ok(addr)
 }
 
-/// Splits an IPv6 `%zone` suffix (`ff02::1%eth0`, `ff02::1%3`) off a group literal.
+fn parse_literal(text: &str) -> Option<IpAddr> {
+    text.parse().ok()
+}
+
+fn check_multicast(addr: IpAddr) -> Result<()> {
+    if addr.is_multicast() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::NotMulticast,
+        format!("address {addr} is not a multicast address"),
+    ))
+}
+
+/// Splits an IPv6 `%zone` suffix (`ff02::1%eth0`, `ff02::1%3`) off a group literal,
+/// exactly as written (no trimming).
 pub fn split_zone(text: &str) -> (&str, Option<&str>) {
-    let text = text.trim();
     match text.split_once('%') {
         Some((addr, zone)) if addr.contains(':') => (addr, Some(zone)),
         _ => (text, None),
@@ -96,10 +137,6 @@ mod tests {
             parse_group("239.255.255.255").unwrap(),
             Ipv4Addr::new(239, 255, 255, 255)
         );
-        assert_eq!(
-            parse_group(" 239.1.1.1 ").unwrap(),
-            Ipv4Addr::new(239, 1, 1, 1)
-        );
         assert_eq!(parse_group("ff02::1").unwrap().to_string(), "ff02::1");
         assert_eq!(
             parse_group("ff3e::8000:1").unwrap().to_string(),
@@ -110,7 +147,7 @@ mod tests {
     #[test]
     fn zones_and_scopes() {
         assert_eq!(split_zone("ff02::1%eth0"), ("ff02::1", Some("eth0")));
-        assert_eq!(split_zone(" ff02::1%3 "), ("ff02::1", Some("3")));
+        assert_eq!(split_zone("ff02::1%3"), ("ff02::1", Some("3")));
         assert_eq!(split_zone("ff02::1"), ("ff02::1", None));
         assert_eq!(split_zone("239.1.1.1%eth0"), ("239.1.1.1%eth0", None));
         for (text, link) in [
@@ -123,6 +160,62 @@ mod tests {
             ("239.1.1.1", false),
         ] {
             assert_eq!(needs_interface(&parse_group(text).unwrap()), link, "{text}");
+        }
+    }
+
+    #[test]
+    fn brackets_as_go_writes_hosts() {
+        let v6: IpAddr = "ff02::1".parse().unwrap();
+        assert_eq!(parse_group_spec("[ff02::1]").unwrap(), (v6, None));
+        assert_eq!(
+            parse_group_spec("[ff02::1%mc0]").unwrap(),
+            (v6, Some("mc0"))
+        );
+        assert_eq!(parse_group_spec("ff02::1%mc0").unwrap(), (v6, Some("mc0")));
+        assert_eq!(parse_group_spec("ff02::1").unwrap(), (v6, None));
+        assert_eq!(
+            parse_group_spec("[239.1.1.1]").unwrap(),
+            (IpAddr::V4(Ipv4Addr::new(239, 1, 1, 1)), None)
+        );
+        for bad in [
+            "[ff02::1",
+            "ff02::1]",
+            "[ff02::1%mc0",
+            "[[ff02::1]]",
+            "[]",
+            "[ ff02::1]",
+        ] {
+            let e = parse_group_spec(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert_eq!(
+                e.message(),
+                format!(
+                    "invalid multicast address: \"{bad}\" is not an IPv4 or IPv6 address literal"
+                ),
+                "the whole text is quoted"
+            );
+        }
+        for empty_zone in ["ff02::1%", "[ff02::1%]"] {
+            let e = parse_group_spec(empty_zone).unwrap_err();
+            assert!(e.message().contains("has an empty zone"), "{e}");
+        }
+        assert_eq!(
+            parse_group_spec("[fe80::1]").unwrap_err().kind(),
+            ErrorKind::NotMulticast
+        );
+    }
+
+    #[test]
+    fn whitespace_is_not_part_of_an_address() {
+        for text in [
+            " 239.1.1.1",
+            "\t239.1.1.1",
+            "239.1.1.1\n",
+            "239.1.1.1 ",
+            " ff02::1%mc0",
+        ] {
+            let e = parse_group_spec(text).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{text:?}");
         }
     }
 

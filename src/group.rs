@@ -23,6 +23,7 @@ use crate::interface::{self, Interface};
 use crate::membership::Membership;
 use crate::message::{self, Message};
 use crate::options::JoinOptions;
+use crate::route;
 use crate::sys;
 
 /// A received datagram's length, sender and delivery metadata; the payload is in the
@@ -91,7 +92,8 @@ pub struct Group {
 impl Group {
     /// Joins `group_addr` (an IPv4 or IPv6 multicast literal; an IPv6 one may carry a
     /// zone, `ff02::1%eth0`) on `port`, on `interface` (a name such as `eth0`, one of this
-    /// host's addresses, or `""` for the kernel's choice; link-scoped IPv6 groups need one).
+    /// host's addresses, or `""` for the kernel's choice, by the multicast route). Go's
+    /// spellings `[ff02::1]` and `[ff02::1%eth0]` are taken too; the text is exact.
     ///
     /// The socket is bound to the group address with `SO_REUSEADDR`, so several handles
     /// on one host each receive every datagram, and with `IP_MULTICAST_ALL` off, so no
@@ -108,8 +110,7 @@ impl Group {
     /// Joins as [`join`](Self::join) does, with the interface, TTL, loopback and receive
     /// buffer taken from `options`.
     pub fn join_with(group_addr: &str, port: u16, options: &JoinOptions) -> Result<Group> {
-        let (text, zone) = address::split_zone(group_addr);
-        let group = address::parse_group(text)?;
+        let (group, zone) = address::parse_group_spec(group_addr)?;
         let port = address::parse_port(i64::from(port))?;
         options.validate()?;
         let membership = Membership {
@@ -719,14 +720,16 @@ fn gso_unsupported(err: &std::io::Error) -> bool {
 }
 
 /// The interface a group is joined on: named in the options (name, address or index)
-/// or by an IPv6 zone; required for link-scoped IPv6 groups, and refused when down.
+/// or by an IPv6 zone, and refused when down. None is the kernel's choice, by the
+/// multicast route, for every group: link-scoped IPv6 groups too, as Go and scriptling
+/// join them.
 fn choose_interface(
     group: IpAddr,
     zone: Option<&str>,
     options: &JoinOptions,
 ) -> Result<Option<Interface>> {
     let v6 = group.is_ipv6();
-    let named = match (options.interface.trim(), options.interface_index) {
+    let named = match (options.interface.as_str(), options.interface_index) {
         ("", 0) => None,
         ("", index) => Some(interface::resolve_index_for(index, v6)?),
         (spec, _) => Some(interface::resolve_for(spec, v6)?),
@@ -741,15 +744,12 @@ fn choose_interface(
         }
         (n, z) => n.or(z),
     };
-    if chosen.is_none() && address::needs_interface(&group) {
-        return Err(Error::new(
-            ErrorKind::Interface,
-            format!(
-                "IPv6 group {group} is link-scoped (it exists once per link): name the interface \
-                 (an interface name or index, or {group}%IFACE)"
-            ),
-        ));
-    }
+    // A link-scoped group is bound with its zone, so the kernel's choice is asked for
+    // here rather than left to the join (the interface Go's join ends up on).
+    let chosen = match chosen {
+        None if address::needs_interface(&group) => Some(routed_interface(group)?),
+        chosen => chosen,
+    };
     if let Some(i) = chosen.as_ref().filter(|i| !i.up) {
         return Err(Error::new(
             ErrorKind::Interface,
@@ -762,9 +762,22 @@ fn choose_interface(
     Ok(chosen)
 }
 
+/// The interface the kernel's multicast route for `group` leaves through.
+fn routed_interface(group: IpAddr) -> Result<Interface> {
+    let index = route::interface_for(group).map_err(|e| {
+        Error::new(
+            ErrorKind::Interface,
+            format!(
+                "cannot join {group}: no interface has a route to multicast groups; name an interface \
+                 or add a multicast route (ip -6 route add ff00::/8 dev IFACE) ({e})"
+            ),
+        )
+    })?;
+    interface::resolve_index_for(index, true)
+}
+
 /// The sender a source-specific join admits, of the group's family.
 fn source_of(group: IpAddr, text: &str) -> Result<Option<IpAddr>> {
-    let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }

@@ -16,16 +16,17 @@ pub struct Interface {
     pub name: String,
     /// The kernel's interface index.
     pub index: u32,
-    /// The IPv4 address multicast is sent from (`None` only for IPv6 groups on an
-    /// interface without one).
+    /// The IPv4 address multicast is sent from; `None` where the interface has none,
+    /// and then IPv4 groups are joined and sent through by index alone.
     pub ipv4: Option<Ipv4Addr>,
     /// Whether the interface is administratively up.
     pub up: bool,
 }
 
 /// Resolves `spec` for an IPv4 group: an interface name (`eth0`) or one of this host's
-/// IPv4 addresses (`10.0.0.5`). An unknown name or address, or an interface without an
-/// IPv4 address, is [`ErrorKind::Interface`].
+/// IPv4 addresses (`10.0.0.5`), exactly as written. An unknown name or address is
+/// [`ErrorKind::Interface`] (`interface not found: SPEC`). An interface without an IPv4
+/// address is accepted, as Go accepts it: the group is joined and sent to by index.
 pub fn resolve(spec: &str) -> Result<Interface> {
     resolve_for(spec, false)
 }
@@ -35,15 +36,14 @@ pub fn resolve(spec: &str) -> Result<Interface> {
 pub fn resolve_for(spec: &str, v6: bool) -> Result<Interface> {
     let addrs =
         sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
-    match spec.trim().parse::<u32>() {
+    match spec.parse::<u32>() {
         Ok(index) if v6 => resolve_index_in(index, &addrs, v6),
         _ => resolve_in(spec, &addrs, v6),
     }
 }
 
 /// Resolves a kernel interface index (as `ip link` or `if_nametoindex` gives it) for an
-/// IPv4 group. An unknown index, or an interface without an IPv4 address, is
-/// [`ErrorKind::Interface`].
+/// IPv4 group. An unknown index is [`ErrorKind::Interface`].
 pub fn resolve_index(index: u32) -> Result<Interface> {
     resolve_index_for(index, false)
 }
@@ -66,15 +66,14 @@ fn resolve_index_in(index: u32, addrs: &[sys::InterfaceAddr], v6: bool) -> Resul
 }
 
 fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr], v6: bool) -> Result<Interface> {
-    let spec = spec.trim();
     let mut by_address = None;
     if let Ok(ip) = spec.parse::<IpAddr>() {
-        let found = addrs.iter().find(|a| a.addr == Some(ip)).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Interface,
-                format!("interface not found: no interface has the address {ip}"),
-            )
-        })?;
+        // The text scriptling's module gives for any unknown interface, which scripts
+        // may match on; an address that no interface has is such an interface.
+        let found = addrs
+            .iter()
+            .find(|a| a.addr == Some(ip))
+            .ok_or_else(|| not_found(spec))?;
         match ip {
             // Sends to an IPv4 group leave from this very address.
             IpAddr::V4(ipv4) if !v6 => by_address = Some((found, ipv4)),
@@ -98,31 +97,25 @@ fn resolve_in(spec: &str, addrs: &[sys::InterfaceAddr], v6: bool) -> Result<Inte
         });
     }
     let mut of_name = addrs.iter().filter(|a| a.name == spec).peekable();
-    let first = of_name.peek().cloned().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Interface,
-            format!("interface not found: {}", shown(spec)),
-        )
-    })?;
+    let first = of_name.peek().cloned().ok_or_else(|| not_found(spec))?;
+    // None for an interface without IPv4: joins and sends then go by index alone.
     let ipv4 = of_name.find_map(|a| match a.addr {
         Some(IpAddr::V4(v4)) => Some(v4),
         _ => None,
     });
-    if ipv4.is_none() && !v6 {
-        return Err(Error::new(
-            ErrorKind::Interface,
-            format!(
-                "interface {} has no IPv4 address; add one or name another interface",
-                shown(spec)
-            ),
-        ));
-    }
     Ok(Interface {
         name: first.name.clone(),
         index: first.index,
         ipv4,
         up: first.up,
     })
+}
+
+fn not_found(spec: &str) -> Error {
+    Error::new(
+        ErrorKind::Interface,
+        format!("interface not found: {}", shown(spec)),
+    )
 }
 
 /// Interface names are short; anything longer is caller garbage and is quoted cut.
@@ -182,12 +175,8 @@ mod tests {
                 "interface not found: no interface has index 9"
             )
         );
-        let e = resolve_index_in(3, &table(), false).unwrap_err();
-        assert!(
-            e.message().contains("has no IPv4 address"),
-            "{}",
-            e.message()
-        );
+        let i = resolve_index_in(3, &table(), false).unwrap();
+        assert_eq!((i.name.as_str(), i.ipv4), ("wg0", None));
     }
 
     #[test]
@@ -198,15 +187,28 @@ mod tests {
             (ErrorKind::Interface, "interface not found: eth9")
         );
         let e = resolve_in("10.9.9.9", &table(), false).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Interface);
-        assert!(e.message().contains("10.9.9.9"));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Interface, "interface not found: 10.9.9.9")
+        );
     }
 
     #[test]
-    fn no_ipv4_address() {
-        let e = resolve_in("wg0", &table(), false).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Interface);
-        assert!(e.message().contains("has no IPv4 address"), "{e}");
+    fn names_are_exact() {
+        for spec in ["eth0 ", " eth0", "eth0\n", "10.0.0.5 ", " 2"] {
+            let e = resolve_in(spec, &table(), false).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Interface, "{spec:?}");
+        }
+        assert_eq!(
+            resolve_in("eth0 ", &table(), false).unwrap_err().message(),
+            "interface not found: eth0 "
+        );
+    }
+
+    #[test]
+    fn no_ipv4_address_joins_by_index() {
+        let i = resolve_in("wg0", &table(), false).unwrap();
+        assert_eq!((i.name.as_str(), i.index, i.ipv4), ("wg0", 3, None));
         let e = resolve_in("fe80::1", &table(), false).unwrap_err();
         assert!(e.message().contains("IPv6"), "{e}");
     }

@@ -30,6 +30,7 @@ pub mod message;
 pub mod options;
 
 mod membership;
+mod route;
 
 mod datagram;
 // The C API: present only in the C build (`--features capi`), never in a Rust dependent's.

@@ -136,11 +136,18 @@ impl Membership {
         };
         match self.group {
             IpAddr::V4(_) => {
-                // By address: sends then also leave from that address (a host may have several).
-                if let Some(addr) = self.interface.as_ref().and_then(|i| i.ipv4) {
-                    socket
-                        .set_multicast_if_v4(&addr)
-                        .map_err(setup("IP_MULTICAST_IF"))?;
+                // By address: sends then also leave from that address (a host may have
+                // several). An interface without IPv4 is named by index; the kernel then
+                // picks the source address.
+                match &self.interface {
+                    Some(Interface {
+                        ipv4: Some(addr), ..
+                    }) => socket
+                        .set_multicast_if_v4(addr)
+                        .map_err(setup("IP_MULTICAST_IF"))?,
+                    Some(i) => sys::set_multicast_if_v4_index(socket.as_fd(), i.index)
+                        .map_err(setup("IP_MULTICAST_IF"))?,
+                    None => {}
                 }
                 socket
                     .set_multicast_loop_v4(options.loopback)

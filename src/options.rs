@@ -119,7 +119,7 @@ impl JoinOptions {
                 self.ttl
             )));
         }
-        if !self.interface.trim().is_empty() && self.interface_index != 0 {
+        if !self.interface.is_empty() && self.interface_index != 0 {
             return Err(Error::invalid(
                 "name the interface by name/address or by index, not both",
             ));

@@ -126,6 +126,34 @@ pub(crate) fn source_membership(
     }
 }
 
+/// Sends to IPv4 groups through interface `index`, whatever its addresses: IP_MULTICAST_IF
+/// with an `ip_mreqn` (socket2 only sets it by address, which an interface without IPv4
+/// does not have; this is how Go sends there).
+pub(crate) fn set_multicast_if_v4_index(fd: BorrowedFd<'_>, index: u32) -> io::Result<()> {
+    let index = libc::c_int::try_from(index)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range"))?;
+    let request = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: index,
+    };
+    // SAFETY: the option value is one ip_mreqn, passed with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&request as *const libc::ip_mreqn).cast(),
+            std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets an integer socket option socket2 has no setter for.
 pub(crate) fn set_int_option(
     fd: BorrowedFd<'_>,

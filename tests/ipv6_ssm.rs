@@ -94,15 +94,9 @@ fn ipv6_largest_message_is_65527_bytes() {
 }
 
 #[test]
-fn link_local_groups_need_an_interface_and_take_a_zone() {
+fn link_local_groups_take_a_zone() {
     require_private_netns();
     let port = unique_port();
-    let e = Group::join("ff02::1:7", port, "").unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Interface);
-    assert!(
-        e.message().contains("link-scoped") && e.message().contains("%IFACE"),
-        "{e}"
-    );
 
     let zoned = join_with(
         &format!("ff02::1:7%{}", test_iface()),
@@ -132,6 +126,31 @@ fn link_local_groups_need_an_interface_and_take_a_zone() {
     )
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}
+
+/// Without an interface or a zone, a link-scoped group is joined where the kernel routes
+/// it (what `ip -6 route get` names, and where Go's join ends up), and is usable there.
+#[test]
+fn link_local_group_without_interface_follows_the_kernels_route() {
+    require_private_netns();
+    let port = unique_port();
+    let routed = join_with("[ff02::1:8]", port, JoinOptions::default());
+    let out = std::process::Command::new("ip")
+        .args(["-6", "route", "get", "ff02::1:8"])
+        .output()
+        .expect("ip runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kernel = text
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no dev in {text:?}"));
+    assert_eq!(routed.interface().map(|i| i.name.as_str()), Some(kernel));
+    routed.send(b"routed").unwrap();
+    assert_eq!(
+        routed.receive_message(WAIT).unwrap().unwrap().data,
+        b"routed"
+    );
 }
 
 #[test]

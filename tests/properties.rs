@@ -7,7 +7,7 @@ mod common;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use multicast::address::{parse_group, parse_port, split_zone, Timeout};
+use multicast::address::{parse_group, parse_group_spec, parse_port, split_zone, Timeout};
 use multicast::message::canonical_json;
 use multicast::ErrorKind;
 use proptest::prelude::*;
@@ -82,9 +82,9 @@ proptest! {
         match parse_group(&text) {
             Ok(addr) => {
                 prop_assert!(addr.is_multicast());
-                prop_assert_eq!(Ok(addr), text.trim().parse::<IpAddr>());
+                prop_assert_eq!(Ok(addr), text.parse::<IpAddr>());
             }
-            Err(e) => match text.trim().parse::<IpAddr>() {
+            Err(e) => match text.parse::<IpAddr>() {
                 Ok(a) => prop_assert!(!a.is_multicast() && e.kind() == ErrorKind::NotMulticast),
                 Err(_) => prop_assert_eq!(e.kind(), ErrorKind::InvalidArgument),
             },
@@ -106,6 +106,11 @@ proptest! {
         let zoned = format!("{addr}%mc0");
         let plain = addr.to_string();
         prop_assert_eq!(split_zone(&zoned), (plain.as_str(), Some("mc0")));
+        // Go's host:port spelling, with and without the zone.
+        let bracketed = format!("[{addr}]");
+        prop_assert_eq!(parse_group_spec(&bracketed).unwrap(), (IpAddr::V6(addr), None));
+        let bracketed_zoned = format!("[{zoned}]");
+        prop_assert_eq!(parse_group_spec(&bracketed_zoned).unwrap(), (IpAddr::V6(addr), Some("mc0")));
     }
 
     #[test]

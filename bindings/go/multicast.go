@@ -139,7 +139,7 @@ func Join(groupAddr string, port int, iface string) (*Group, error) {
 
 // JoinOptions are the settings of JoinWithOptions. The zero value is what Join does.
 type JoinOptions struct {
-	Interface         string // interface name or one of its IPv4 addresses; "" for none
+	Interface         string // interface name or one of its addresses; "" for none
 	InterfaceIndex    int    // kernel interface index; 0 for none (at most one of the two)
 	TTL               int    // time to live of sent datagrams, 1..255; 0 means 1
 	DisableLoopback   bool   // true: members on this host do not hear this group's sends

@@ -74,7 +74,11 @@ func TestJoinErrors(t *testing.T) {
 		{"239.1.1.1", "", 65536, multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
 		{"239.1.1.1", "", 1<<32 + 9999, multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
 		{"239.1.1.1", "eth-nope", 9999, multicast.ErrInterface, "interface not found: eth-nope"},
-		{"239.1.1.1", "mc1", 9999, multicast.ErrInterface, ""},
+		{"239.1.1.1", "10.9.9.9", 9999, multicast.ErrInterface, "interface not found: 10.9.9.9"},
+		{"239.1.1.1", "mc0 ", 9999, multicast.ErrInterface, "interface not found: mc0 "},
+		{" 239.1.1.1", "", 9999, multicast.ErrInvalidArgument, ""},
+		{"239.1.1.1\n", "", 9999, multicast.ErrInvalidArgument, ""},
+		{"[ff02::1%mc0", "", 9999, multicast.ErrInvalidArgument, `invalid multicast address: "[ff02::1%mc0" is not an IPv4 or IPv6 address literal`},
 		{"239.1.1.1\x00x", "", 9999, multicast.ErrInvalidArgument, "group address or interface contains a NUL byte"},
 		{"239.1.1.1", "mc0\x00", 9999, multicast.ErrInvalidArgument, "group address or interface contains a NUL byte"},
 	}
@@ -91,6 +95,45 @@ func TestJoinErrors(t *testing.T) {
 		if !errors.As(err, &e) || e.Message == "" {
 			t.Errorf("error %v is not a *multicast.Error with a message", err)
 		}
+	}
+}
+
+// Go's own spellings of IPv6 groups, and an interface without IPv4 (mc1) joined and
+// sent through by index, heard across the veth pair on mc0.
+func TestGoSpellingsAndInterfaceWithoutIPv4(t *testing.T) {
+	for _, group := range []string{"[ff02::1:9]", "[ff02::1:9%mc0]", "[ff05::1:9]"} {
+		g, err := multicast.Join(group, 9979, "")
+		if err != nil {
+			t.Fatalf("Join(%q): %v", group, err)
+		}
+		if err := g.Send("spelled"); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := g.Receive(5 * time.Second)
+		if err != nil || msg == nil || string(msg.Data) != "spelled" {
+			t.Fatalf("%s: %v, %v", group, msg, err)
+		}
+		g.Close()
+	}
+	quiet := multicast.JoinOptions{TTL: 1, DisableLoopback: true}
+	quiet.Interface = "mc1"
+	onMC1, err := multicast.JoinWithOptions("239.1.1.29", 9978, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onMC1.Close()
+	quiet.Interface = "mc0"
+	onMC0, err := multicast.JoinWithOptions("239.1.1.29", 9978, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onMC0.Close()
+	if err := onMC1.Send("via mc1"); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := onMC0.Receive(5 * time.Second)
+	if err != nil || msg == nil || string(msg.Data) != "via mc1" {
+		t.Fatalf("on mc0: %v, %v", msg, err)
 	}
 }
 

@@ -12,6 +12,25 @@ fuzz_target!(|input: (&str, i64, f64, &str)| {
     if let Ok(group) = address::parse_group(text) {
         assert!(group.is_multicast(), "{text:?} accepted as {group}");
     }
+    match address::parse_group_spec(text) {
+        Ok((group, zone)) => {
+            assert!(group.is_multicast(), "{text:?} accepted as {group}");
+            if let Some(zone) = zone {
+                assert!(
+                    group.is_ipv6() && !zone.is_empty(),
+                    "{text:?}: zone {zone:?}"
+                );
+            }
+            assert_eq!(text.trim(), text, "{text:?}: whitespace accepted");
+        }
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::InvalidArgument | ErrorKind::NotMulticast
+            ),
+            "{text:?}: {e}"
+        ),
+    }
 
     match address::parse_port(port) {
         Ok(p) => assert!(p != 0 && i64::from(p) == port),

@@ -126,9 +126,56 @@ static void test_join_errors(void) {
     }
     CHECK_STATUS(mc_join("239.1.1.1", 9999, "eth-nope", &g), MC_ERR_INTERFACE);
     CHECK(strcmp(mc_last_error(), "interface not found: eth-nope") == 0);
-    CHECK_STATUS(mc_join("239.1.1.1", 9999, "mc1", &g), MC_ERR_INTERFACE);
-    LAST_ERROR_HAS("has no IPv4 address");
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, "10.99.99.99", &g), MC_ERR_INTERFACE);
+    CHECK(strcmp(mc_last_error(), "interface not found: 10.99.99.99") == 0);
+    CHECK_STATUS(mc_join("239.1.1.1", 9999, "mc0 ", &g), MC_ERR_INTERFACE);
+    CHECK(strcmp(mc_last_error(), "interface not found: mc0 ") == 0);
+    CHECK_STATUS(mc_join("[ff02::1%mc0", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(mc_last_error(), "invalid multicast address: \"[ff02::1%mc0\" is not an IPv4 or IPv6 address literal") == 0);
     CHECK(g == sentinel);
+}
+
+static mc_join_options default_options(void);
+
+/* Go's host:port spellings of a group, and an interface without IPv4 (joined by index). */
+static void test_group_spellings_and_index_joins(void) {
+    mc_group *g = NULL;
+    static const struct { const char *spelling, *group; int zoned; } spellings[] = {
+        {"[ff02::1%mc0]", "ff02::1", 1},
+        {"ff02::1%mc0", "ff02::1", 1},
+        {"[ff05::1:7]", "ff05::1:7", 0},
+        {"[239.1.1.7]", "239.1.1.7", 0},
+    };
+    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+        const char *iface = spellings[i].zoned ? NULL : getenv("MC_TEST_IFACE");
+        CHECK_STATUS(mc_join(spellings[i].spelling, next_port++, iface, &g), MC_OK);
+        if (g) {
+            CHECK(strcmp(mc_group_addr(g), spellings[i].group) == 0);
+            mc_free(g);
+            g = NULL;
+        }
+    }
+    /* mc1 has no IPv4 address: joined and sent through by index, heard across the pair. */
+    int port = next_port++;
+    mc_join_options o = default_options();
+    o.loopback = 0;
+    o.interface_name = "mc1";
+    mc_group *on_mc1 = NULL, *on_mc0 = NULL;
+    CHECK_STATUS(mc_join_with_options("239.1.1.8", port, &o, &on_mc1), MC_OK);
+    o.interface_name = getenv("MC_TEST_IFACE");
+    CHECK_STATUS(mc_join_with_options("239.1.1.8", port, &o, &on_mc0), MC_OK);
+    if (on_mc1 && on_mc0) {
+        char buf[16];
+        size_t len = 0;
+        CHECK_STATUS(mc_send(on_mc1, "via mc1", 7), MC_OK);
+        CHECK_STATUS(mc_receive(on_mc0, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+        CHECK(len == 7 && memcmp(buf, "via mc1", 7) == 0);
+        CHECK_STATUS(mc_send(on_mc0, "via mc0", 7), MC_OK);
+        CHECK_STATUS(mc_receive(on_mc1, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+        CHECK(len == 7 && memcmp(buf, "via mc0", 7) == 0);
+    }
+    mc_free(on_mc1);
+    mc_free(on_mc0);
 }
 
 static void test_null_arguments(void) {
@@ -615,9 +662,10 @@ static void test_catalogue_ipv6(void) {
     mc_group *g = NULL;
     char buf[16], src22[22];
     size_t len = 0;
-    CATALOGUE("`mc_join` link-scoped IPv6 group ff02::1, no interface", mc_join("ff02::1", 9999, NULL, &g), MC_ERR_INTERFACE);
     CATALOGUE("`mc_join` IPv6 zone naming no interface", mc_join("ff02::1%nope0", 9999, NULL, &g), MC_ERR_INTERFACE);
     CATALOGUE("`mc_join` IPv6 unicast address", mc_join("fd00::1", 9999, NULL, &g), MC_ERR_NOT_MULTICAST);
+    CATALOGUE("`mc_join` bracket not closed", mc_join("[ff02::1%mc0", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` IPv6 zone empty", mc_join("[ff02::1%]", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
     mc_join_options o = default_options();
     o.source_address = "fd00::1";
     CATALOGUE("`mc_join_with_options` IPv4 group, IPv6 source", mc_join_with_options("232.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
@@ -652,7 +700,9 @@ static void test_catalogue(void) {
     CATALOGUE("`mc_join` port 65536", mc_join("239.1.1.1", 65536, NULL, &g), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_join` unknown interface", mc_join("239.1.1.1", 9999, "eth-nope", &g), MC_ERR_INTERFACE);
     CATALOGUE("`mc_join` interface 100 kB of text", mc_join("239.1.1.1", 9999, long_text, &g), MC_ERR_INTERFACE);
-    CATALOGUE("`mc_join` interface without IPv4", mc_join("239.1.1.1", 9999, "mc1", &g), MC_ERR_INTERFACE);
+    CATALOGUE("`mc_join` group_addr with a leading space", mc_join(" 239.1.1.1", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` group_addr with a trailing newline", mc_join("239.1.1.1\n", 9999, NULL, &g), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_join` interface with a trailing space", mc_join("239.1.1.1", 9999, "mc0 ", &g), MC_ERR_INTERFACE);
     CATALOGUE("`mc_join` interface address not on this host", mc_join("239.1.1.1", 9999, "10.99.99.99", &g), MC_ERR_INTERFACE);
     CATALOGUE("`mc_join` interface not UTF-8", mc_join("239.1.1.1", 9999, "\xff", &g), MC_ERR_INVALID_ARGUMENT);
 
@@ -718,6 +768,8 @@ static void test_no_route(void) {
     mc_group *g = NULL;
     CATALOGUE("`mc_join` with no multicast route, no interface named", mc_join("239.1.1.1", 9999, NULL, &g), MC_ERR_INTERFACE);
     LAST_ERROR_HAS("name an interface or add a multicast route");
+    CATALOGUE("`mc_join` link-scoped IPv6 group, no route, no interface named", mc_join("[ff02::1]", 9999, NULL, &g), MC_ERR_INTERFACE);
+    LAST_ERROR_HAS("ip -6 route add ff00::/8 dev IFACE");
     CHECK(g == NULL);
 }
 
@@ -733,6 +785,7 @@ int main(int argc, char **argv) {
         test_version();
         test_status_names();
         test_join_errors();
+        test_group_spellings_and_index_joins();
         test_null_arguments();
         test_round_trip_and_properties();
         test_interface_choice();

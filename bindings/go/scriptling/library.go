@@ -30,8 +30,8 @@ import (
 const (
 	// LibraryName is the name scripts import, the same as scriptling's own module.
 	LibraryName = "scriptling.net.multicast"
-	// LibraryDesc is the library's one-line description.
-	LibraryDesc = "UDP multicast group messaging (libmulticast)"
+	// LibraryDesc is the module's __doc__, scriptling's own word for word.
+	LibraryDesc = "UDP multicast group messaging"
 )
 
 var (
@@ -81,17 +81,30 @@ func buildLibrary() *object.Library {
 	}, nil, LibraryDesc)
 }
 
+// The help texts are scriptling's own, word for word, with what differs added after them.
 const joinHelp = `join(group_addr, port, interface="", ttl=1) - Join a multicast group
 
 Parameters:
   group_addr (string): Multicast group address (e.g., "239.1.1.1")
   port (int): Port number for the multicast group
-  interface (string, optional): Network interface name or address to bind to
-  ttl (int, optional): Multicast TTL, 1..255 (default: 1, local network only)
+  interface (string, optional): Network interface to bind to
+  ttl (int, optional): Multicast TTL / hop limit (default: 1, local network only)
 
 Returns:
   Group object with methods: send(), receive(), close()
-  Properties: group_addr, port, local_addr`
+  Properties: group_addr, port, local_addr
+
+Example:
+  import scriptling.net.multicast as mc
+  group = mc.join("239.1.1.1", 9999)
+  group.send("Hello group!")
+  msg = group.receive(timeout=5)
+  group.close()
+
+libmulticast:
+  group_addr may be IPv6 ("[ff02::1]", "[ff02::1%eth0]", "ff02::1%eth0"); host names are not resolved.
+  interface may also be one of the interface's addresses; ttl must be 1..255.
+  Only the group joined is received, never another group on the same port.`
 
 // argument returns positional argument i, else keyword name, else nil.
 func argument(args []object.Object, kwargs object.Kwargs, i int, name string) object.Object {
@@ -127,12 +140,16 @@ func join(ctx context.Context, kwargs object.Kwargs, args ...object.Object) obje
 			opts.Interface = v
 		}
 	}
+	// As scriptling reads it: a value that is no number (None, a string, a bool) leaves
+	// the TTL at 1, a float is truncated. A number outside 1..255 is refused, where
+	// scriptling sets 0 or silently keeps 1 (see docs/scriptling.md).
 	if t := argument(args, kwargs, 3, "ttl"); t != nil {
-		v, e := t.AsInt()
-		if e != nil || v < 1 || v > 255 {
-			return scerrors.NewError("ttl must be between 1 and 255")
+		if v, e := t.AsInt(); e == nil {
+			if v < 1 || v > 255 {
+				return scerrors.NewError("ttl must be between 1 and 255")
+			}
+			opts.TTL = int(v)
 		}
-		opts.TTL = int(v)
 	}
 	var g *mc.Group
 	var err error
@@ -173,7 +190,10 @@ func groupObject(g *mc.Group, groupAddr string) *object.Builtin {
 const sendHelp = `send(message) - Send a message to the multicast group
 
 Parameters:
-  message (string, bytes or dict): Message to send. Dicts are JSON encoded.`
+  message (string or dict): Message to send. Dicts are automatically JSON encoded.
+
+libmulticast:
+  bytes are sent as they are; a message larger than one UDP datagram is refused.`
 
 func sendFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) object.Object {
 	return func(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
@@ -218,10 +238,13 @@ func messageBytes(msg object.Object) ([]byte, object.Object) {
 const receiveHelp = `receive(timeout=30) - Receive a message from the multicast group
 
 Parameters:
-  timeout (number, optional): Timeout in seconds (default: 30; <= 0 waits without limit)
+  timeout (number, optional): Timeout in seconds (default: 30)
 
 Returns:
-  dict with "data" (bytes) and "source" ("ip:port") keys, or None on timeout`
+  dict with "data" and "source" keys, or None on timeout
+
+libmulticast:
+  data is bytes; timeout <= 0 waits without limit.`
 
 // maxTimeout is where a timeout stops fitting a time.Duration; beyond it, wait forever.
 const maxTimeout = float64(math.MaxInt64) / float64(time.Second)

@@ -331,3 +331,178 @@ g.receive(timeout=0)
 		t.Fatalf("ResetRuntime during receive: output %q, error %q", out, err)
 	}
 }
+
+// sideBySide runs script on both implementations and returns what each printed and its
+// error text.
+func sideBySide(t *testing.T, script string) (oursOut, oursErr, theirsOut, theirsErr string) {
+	t.Helper()
+	script = "import scriptling.net.multicast as mc\n" + script
+	oursOut, oursErr = run(t, ours, script)
+	theirsOut, theirsErr = run(t, theirs, script)
+	return
+}
+
+// The same output, and no error, on both implementations.
+func requireSame(t *testing.T, name, script string) string {
+	t.Helper()
+	o, oe, s, se := sideBySide(t, script)
+	if oe != "" || se != "" || o != s {
+		t.Fatalf("%s:\nours:       %q (error %q)\nscriptling: %q (error %q)", name, o, oe, s, se)
+	}
+	return o
+}
+
+// Go's host:port spellings of IPv6 groups work as on scriptling, with and without a
+// zone; the bare spelling scriptling refuses ("too many colons") works here (documented).
+func TestIPv6SpellingsSideBySide(t *testing.T) {
+	iface := os.Getenv("MC_TEST_IFACE")
+	// Without a zone, both join where the kernel routes the group and send without
+	// error. scriptling's module does not hear its own IPv6 datagrams: Go's
+	// ListenMulticastUDP turns multicast loopback off and scriptling turns it back on
+	// only for IPv4 (golang.org/x/net/ipv4). Loopback is on here for both families.
+	for _, group := range []string{"[ff02::1:5]", "[ff05::1:6]"} {
+		o, oe, s, se := sideBySide(t, `
+g = mc.join("`+group+`", 9989)
+g.send("v6")
+m = g.receive(timeout=1)
+print(g.group_addr, m["data"] if m else None)
+g.close()
+`)
+		if oe != "" || se != "" || o != group+" b'v6'\n" || s != group+" None\n" {
+			t.Fatalf("%s: ours %q (error %q), scriptling's %q (error %q)", group, o, oe, s, se)
+		}
+	}
+	// With a zone, scriptling's membership is where the route goes (mc1 here) and its
+	// send leaves by the zone (mc0), so it hears itself across the pair: the same output.
+	for _, group := range []string{"[ff02::1:5%" + iface + "]", "[239.1.1.35]"} {
+		out := requireSame(t, group, `
+g = mc.join("`+group+`", 9989)
+g.send("v6")
+m = g.receive(timeout=5)
+print(g.group_addr, g.port, m["data"])
+g.close()
+`)
+		t.Logf("%s: %q", group, out)
+	}
+	bare := `
+g = mc.join("ff02::1:5%` + iface + `", 9989)
+g.send("bare")
+print(g.receive(timeout=5)["data"])
+g.close()
+`
+	o, oe, _, se := sideBySide(t, bare)
+	if oe != "" || o != "b'bare'\n" || !strings.Contains(se, "too many colons") {
+		t.Fatalf("bare IPv6: ours %q (error %q), scriptling's error %q", o, oe, se)
+	}
+	_, oe, _, _ = sideBySide(t, `mc.join("[ff02::1:5%`+iface+`", 9989)`)
+	if !strings.Contains(oe, `"[ff02::1:5%`+iface+`"`) {
+		t.Fatalf("an unclosed bracket is quoted whole: %q", oe)
+	}
+}
+
+// An interface without an IPv4 address (mc1) is joined and sent through for an IPv4
+// group on both, by index as Go does.
+func TestInterfaceWithoutIPv4SideBySide(t *testing.T) {
+	out := requireSame(t, "mc1", `
+a = mc.join("239.1.1.36", 9988, interface="mc1")
+b = mc.join("239.1.1.36", 9988, interface="`+os.Getenv("MC_TEST_IFACE")+`")
+a.send("from mc1")
+print(b.receive(timeout=5)["data"])
+print(a.receive(timeout=5)["data"])
+a.close()
+b.close()
+`)
+	if out != "b'from mc1'\nb'from mc1'\n" {
+		t.Fatalf("got %q", out)
+	}
+}
+
+// Addresses and interface names are exact on both: whitespace is not trimmed, and the
+// texts scripts may match on are the same.
+func TestExactTextsSideBySide(t *testing.T) {
+	for _, group := range []string{" 239.1.1.1", "\\t239.1.1.1", "239.1.1.1\\n", "239.1.1.1 "} {
+		_, oe, _, se := sideBySide(t, `mc.join("`+group+`", 9999)`)
+		if !strings.Contains(oe, "invalid multicast address") || se == "" {
+			t.Errorf("group %q: ours %q, scriptling's %q", group, oe, se)
+		}
+	}
+	for _, c := range []struct{ iface, want string }{
+		{os.Getenv("MC_TEST_IFACE") + " ", "interface not found: " + os.Getenv("MC_TEST_IFACE") + " "},
+		{"10.9.9.9", "interface not found: 10.9.9.9"},
+	} {
+		_, oe, _, se := sideBySide(t, `mc.join("239.1.1.1", 9999, interface="`+c.iface+`")`)
+		if oe != se || !strings.HasPrefix(oe, c.want+" (line") {
+			t.Errorf("interface %q: ours %q, scriptling's %q, want %q", c.iface, oe, se, c.want)
+		}
+	}
+}
+
+// A ttl that is no number is ignored on both (TTL 1); a float is truncated on both.
+func TestTTLValuesSideBySide(t *testing.T) {
+	for _, ttl := range []string{`"5"`, `None`, `True`, `5.9`, `[1]`} {
+		out := requireSame(t, "ttl="+ttl, `
+g = mc.join("239.1.1.37", 9987, ttl=`+ttl+`)
+g.send("t")
+print(g.receive(timeout=5)["data"])
+g.close()
+`)
+		if out != "b't'\n" {
+			t.Fatalf("ttl=%s: %q", ttl, out)
+		}
+	}
+	// Out of 1..255: refused here, where scriptling sets 0 or keeps 1 (documented).
+	for _, ttl := range []string{"0", "256", "-1"} {
+		o, oe, _, se := sideBySide(t, `mc.join("239.1.1.37", 9987, ttl=`+ttl+`)`)
+		if !strings.Contains(oe, "ttl must be between 1 and 255") || se != "" {
+			t.Errorf("ttl=%s: ours %q (%q), scriptling's error %q", ttl, o, oe, se)
+		}
+	}
+}
+
+// Positional arguments scriptling ignores are applied here (documented): the interface
+// and ttl of join(), the timeout of receive(); and a timeout under 1 ns, which
+// scriptling truncates to "wait for ever", waits at most 1 ns here.
+func TestPositionalArgumentsAndTinyTimeout(t *testing.T) {
+	o, oe, _, se := sideBySide(t, `
+g = mc.join("239.1.1.38", 9986, "nope0")
+print("joined")
+g.close()
+`)
+	if !strings.Contains(oe, "interface not found: nope0") || se != "" {
+		t.Fatalf("positional interface: ours %q (%q), scriptling's error %q", o, oe, se)
+	}
+	_, oe, _, _ = sideBySide(t, `mc.join("239.1.1.38", 9986, "", 0)`)
+	if !strings.Contains(oe, "ttl must be between 1 and 255") {
+		t.Fatalf("positional ttl 0: %q", oe)
+	}
+	start := time.Now()
+	out := mustRun(t, `
+import scriptling.net.multicast as mc
+g = mc.join("239.1.1.38", 9986, "`+os.Getenv("MC_TEST_IFACE")+`", 2)
+print(g.receive(0.2))
+print(g.receive(timeout=1e-10))
+g.close()
+`)
+	if out != "None\nNone\n" || time.Since(start) > 10*time.Second {
+		t.Fatalf("got %q after %v", out, time.Since(start))
+	}
+}
+
+// help() and __doc__ are scriptling's, with additions only after them.
+func TestHelpTextsSideBySide(t *testing.T) {
+	o, oe, s, se := sideBySide(t, "print(mc.__doc__)\nhelp(mc)\n")
+	if oe != "" || se != "" || o != s || !strings.HasPrefix(o, "UDP multicast group messaging\n") {
+		t.Fatalf("module help:\nours:       %q (%q)\nscriptling: %q (%q)", o, oe, s, se)
+	}
+	for _, target := range []string{"mc.join", "g.send", "g.receive", "g.close"} {
+		o, oe, s, se := sideBySide(t, `
+g = mc.join("239.1.1.39", 9985)
+help(`+target+`)
+g.close()
+`)
+		name := strings.TrimPrefix(strings.TrimPrefix(target, "mc."), "g.")
+		if oe != "" || se != "" || !strings.Contains(s, name+"(") || !strings.HasPrefix(o, strings.TrimRight(s, "\n")) {
+			t.Errorf("help(%s):\nours:       %q (%q)\nscriptling: %q (%q)", target, o, oe, s, se)
+		}
+	}
+}

@@ -71,6 +71,11 @@ def test_timeout_returns_none(group):
     (("239.1.1.1", 65536), multicast.InvalidArgumentError, "port must be between 1 and 65535"),
     (("239.1.1.1", "80"), multicast.InvalidArgumentError, "port must be between 1 and 65535"),
     (("239.1.1.1", 9999, "eth-nope"), multicast.InterfaceError, "interface not found: eth-nope"),
+    (("239.1.1.1", 9999, "10.9.9.9"), multicast.InterfaceError, "interface not found: 10.9.9.9"),
+    (("239.1.1.1", 9999, "mc0 "), multicast.InterfaceError, "interface not found: mc0 "),
+    ((" 239.1.1.1", 9999), multicast.InvalidArgumentError, "invalid multicast address"),
+    (("239.1.1.1\n", 9999), multicast.InvalidArgumentError, "invalid multicast address"),
+    (("[ff02::1%mc0", 9999), multicast.InvalidArgumentError, '"[ff02::1%mc0" is not an IPv4 or IPv6'),
     (("239.1.1.1\0", 9999), multicast.InvalidArgumentError, "NUL"),
     ((None, 9999), multicast.InvalidArgumentError, "must be a string"),
 ])
@@ -86,6 +91,23 @@ def test_interface_by_name_and_address():
             multicast.join("239.3.0.2", port, interface=ADDR) as b:
         a.send("x")
         assert b.receive(timeout=5)["data"] == b"x"
+
+
+@pytest.mark.parametrize("spelling", ["[ff02::1:9]", "[ff02::1:9%mc0]", "[ff05::1:9]"])
+def test_go_spellings_of_ipv6_groups(spelling):
+    with multicast.join(spelling, next(_ports)) as g:
+        g.send("spelled")
+        assert g.receive(timeout=5)["data"] == b"spelled"
+
+
+def test_interface_without_ipv4_joins_and_sends_by_index():
+    port = next(_ports)
+    with multicast.join("239.3.0.9", port, interface="mc1", loopback=False) as on_mc1, \
+            multicast.join("239.3.0.9", port, interface=os.environ["MC_TEST_IFACE"], loopback=False) as on_mc0:
+        on_mc1.send("via mc1")
+        assert on_mc0.receive(timeout=5)["data"] == b"via mc1"
+        on_mc0.send("via mc0")
+        assert on_mc1.receive(timeout=5)["data"] == b"via mc0"
 
 
 def test_close_wakes_blocked_receiver_and_is_idempotent(group):
