@@ -37,8 +37,9 @@
 
 /**
  * The mc_join_options layout this header describes. Pass it to mc_join_options_init.
+ * Version 2 appended `rejoin` and `reannounce_interval`; version 1 is unchanged.
  */
-#define MC_JOIN_OPTIONS_VERSION 1
+#define MC_JOIN_OPTIONS_VERSION 2
 
 /**
  * The largest message mc_send accepts: the largest UDP payload over IPv4.
@@ -108,6 +109,27 @@ typedef enum mc_status {
    */
   MC_ERR_INTERNAL = -9,
 } mc_status;
+
+/**
+ * Whether a handle's membership is in place now (mc_membership). The values are never
+ * renumbered.
+ */
+typedef enum mc_membership_status {
+  /**
+   * Joined on an interface that is up: datagrams to the group arrive.
+   */
+  MC_MEMBERSHIP_JOINED = 0,
+  /**
+   * Joined, but the interface is down: nothing arrives until it is up again.
+   */
+  MC_MEMBERSHIP_INTERFACE_DOWN = 1,
+  /**
+   * The interface is gone (deleted, or no multicast route left): nothing arrives.
+   * With mc_join_options.rejoin (the default) the handle joins again as soon as an
+   * interface of that name (or the route) is back.
+   */
+  MC_MEMBERSHIP_INTERFACE_GONE = 2,
+} mc_membership_status;
 
 /**
  * A joined multicast group (opaque). Created by mc_join, released by mc_free.
@@ -210,6 +232,20 @@ typedef struct mc_join_options {
    * "fd00::7"); NULL or "" for any source (default). Borrowed only during the call.
    */
   const char *source_address;
+  /**
+   * (Version 2.) Join again when the interface comes back: deleted and created again
+   * under the same name, or, for the kernel's choice, when the multicast route moves
+   * (default true). See mc_membership.
+   */
+  bool rejoin;
+  /**
+   * (Version 2.) Announce the membership again every this many seconds (a leave and
+   * an immediate join, so the kernel sends an unsolicited report), for LANs whose
+   * snooping switches have no querier; 0 for never (default: networks with a querier
+   * need none, and each announcement leaves a moment of microseconds in which this
+   * handle is not a member). At least 1 when set.
+   */
+  double reannounce_interval;
 } mc_join_options;
 
 #ifdef __cplusplus
@@ -438,6 +474,21 @@ enum mc_status mc_receive_buffer_size(const struct mc_group *group, size_t *out)
  * Thread-safety: safe from any thread.
  */
 enum mc_status mc_fd(const struct mc_group *group, int *out_fd);
+
+/**
+ * Writes whether `group`'s membership is in place now to `*out_status`, and how many
+ * times the library has joined again on a re-created or re-routed interface to
+ * `*out_rejoins` (either out-parameter may be NULL when not wanted). Receives keep
+ * waiting while the interface is gone; this is how to learn why nothing arrives.
+ *
+ * The library follows the kernel's announcements of link, address and route changes
+ * (rtnetlink, one thread per process, idle in poll) and updates both within moments.
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`), MC_ERR_CLOSED.
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_membership(const struct mc_group *group,
+                             enum mc_membership_status *out_status,
+                             uint64_t *out_rejoins);
 
 /**
  * Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):

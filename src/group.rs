@@ -11,7 +11,7 @@ use std::io::ErrorKind as IoKind;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, Socket};
@@ -25,6 +25,7 @@ use crate::message::{self, Message};
 use crate::options::JoinOptions;
 use crate::route;
 use crate::sys;
+use crate::upkeep::{MembershipStatus, Wanted, Watched};
 
 /// A received datagram's length, sender and delivery metadata; the payload is in the
 /// caller's buffer.
@@ -56,7 +57,8 @@ struct Coalesced {
 /// number of threads at once; share it with `Arc`.
 #[derive(Debug)]
 pub struct Group {
-    socket: RwLock<Option<Socket>>,
+    // Shared with the upkeep thread, which joins again through it (see upkeep.rs).
+    socket: Arc<RwLock<Option<Socket>>>,
     closed: AtomicBool,
     // Held across peek-then-consume so concurrent receivers never split a datagram.
     receive_lock: Mutex<()>,
@@ -78,7 +80,9 @@ pub struct Group {
     // The kernel's last reported count of datagrams dropped for a full buffer.
     dropped: AtomicU32,
     destination: SockAddr,
-    membership: Membership,
+    group: IpAddr,
+    // The membership as it stands, kept in place by the upkeep thread.
+    upkeep: Arc<Watched>,
     // The largest UDP payload of the group's family; a buffer this large can never
     // truncate a datagram, so a receive into it needs no peek first.
     max_message: usize,
@@ -113,11 +117,14 @@ impl Group {
         let (group, zone) = address::parse_group_spec(group_addr)?;
         let port = address::parse_port(i64::from(port))?;
         options.validate()?;
+        let interface = choose_interface(group, zone, options)?;
         let membership = Membership {
             group,
-            interface: choose_interface(group, zone, options)?,
             source: source_of(group, &options.source)?,
+            by_address: options.interface.parse::<IpAddr>().is_ok(),
+            interface,
         };
+        let wanted = wanted_interface(&membership, zone, options);
         let socket = membership.open(port, options)?;
         let local_addr = socket
             .local_addr()
@@ -129,8 +136,16 @@ impl Group {
             IpAddr::V4(_) => message::MAX_MESSAGE_SIZE,
             IpAddr::V6(_) => message::MAX_MESSAGE_SIZE_V6,
         };
+        let socket = Arc::new(RwLock::new(Some(socket)));
+        let upkeep = Watched::new(
+            socket.clone(),
+            membership.clone(),
+            wanted,
+            options.rejoin,
+            options.reannounce,
+        );
         Ok(Group {
-            socket: RwLock::new(Some(socket)),
+            socket,
             closed: AtomicBool::new(false),
             receive_lock: Mutex::new(()),
             queue_was_empty: AtomicBool::new(false),
@@ -149,7 +164,8 @@ impl Group {
             gso_size_limit: AtomicUsize::new(usize::MAX),
             dropped: AtomicU32::new(0),
             destination: membership.destination(port),
-            membership,
+            group,
+            upkeep,
             max_message,
             port,
             local_addr,
@@ -434,7 +450,7 @@ impl Group {
 
     /// The group address.
     pub fn group_addr(&self) -> IpAddr {
-        self.membership.group
+        self.group
     }
 
     /// The largest message this group sends: 65,507 bytes for IPv4, 65,527 for IPv6.
@@ -452,9 +468,23 @@ impl Group {
         self.local_addr
     }
 
-    /// The interface named at join, if one was.
-    pub fn interface(&self) -> Option<&Interface> {
-        self.membership.interface.as_ref()
+    /// The interface the group is on, if one was named at join (or, for a link-scoped
+    /// IPv6 group, chosen by the kernel's route); after a rejoin, the interface as it is now.
+    pub fn interface(&self) -> Option<Interface> {
+        self.upkeep.membership().interface
+    }
+
+    /// Whether the membership is in place now: joined on an interface that is up, on
+    /// one that is down, or gone (its interface deleted, or no multicast route left).
+    /// Receives wait on in every case; this is how to learn why nothing arrives.
+    pub fn membership_status(&self) -> MembershipStatus {
+        self.upkeep.status()
+    }
+
+    /// How many times the library has joined the group again on a re-created (or, for
+    /// the kernel's choice, re-routed) interface since the join.
+    pub fn rejoins(&self) -> u64 {
+        self.upkeep.rejoins()
     }
 
     /// The socket's receive buffer as the kernel reports it (`SO_RCVBUF`): Linux doubles
@@ -618,12 +648,13 @@ impl Group {
     }
 
     fn leave(&self, socket: &Socket) -> std::io::Result<()> {
-        self.membership.leave(socket)
+        self.upkeep.membership().leave(socket)
     }
 
     fn send_error(&self, err: &std::io::Error) -> Error {
         let code = err.raw_os_error();
-        let iface = self.interface().map(|i| i.name.as_str());
+        let interface = self.interface();
+        let iface = interface.as_ref().map(|i| i.name.as_str());
         match (code, iface) {
             (Some(libc::ENETDOWN), Some(name)) => Error::io(
                 &format!(
@@ -632,7 +663,7 @@ impl Group {
                 err,
             ),
             (Some(libc::ENETUNREACH) | Some(libc::ENODEV), None) => {
-                let route = match self.membership.group {
+                let route = match self.group {
                     IpAddr::V4(_) => "ip route add 224.0.0.0/4 dev IFACE",
                     IpAddr::V6(_) => "ip -6 route add ff00::/8 dev IFACE",
                 };
@@ -760,6 +791,21 @@ fn choose_interface(
         ));
     }
     Ok(chosen)
+}
+
+/// How the upkeep thread finds the group's interface again. A link-scoped IPv6 group is
+/// bound to its interface's index (its zone), which a re-created interface never has
+/// again: it is followed by that index, and reported gone once the interface is.
+fn wanted_interface(membership: &Membership, zone: Option<&str>, options: &JoinOptions) -> Wanted {
+    if address::needs_interface(&membership.group) {
+        return Wanted::Index(membership.interface.as_ref().map_or(0, |i| i.index));
+    }
+    match (options.interface.as_str(), options.interface_index, zone) {
+        ("", 0, None) => Wanted::Route,
+        ("", 0, Some(zone)) => Wanted::Spec(zone.to_owned()),
+        ("", index, _) => Wanted::Index(index),
+        (spec, _, _) => Wanted::Spec(spec.to_owned()),
+    }
 }
 
 /// The interface the kernel's multicast route for `group` leaves through.

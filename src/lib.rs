@@ -31,6 +31,7 @@ pub mod options;
 
 mod membership;
 mod route;
+mod upkeep;
 
 mod datagram;
 // The C API: present only in the C build (`--features capi`), never in a Rust dependent's.
@@ -44,3 +45,4 @@ pub use group::{Group, Received};
 pub use interface::Interface;
 pub use message::{Message, MAX_MESSAGE_SIZE};
 pub use options::JoinOptions;
+pub use upkeep::MembershipStatus;

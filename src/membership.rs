@@ -1,7 +1,7 @@
 //! The socket of a group: opened, bound and joined as the options say, for IPv4 and
 //! IPv6, any-source or source-specific, and left again.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsFd;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
@@ -19,6 +19,10 @@ pub(crate) struct Membership {
     pub interface: Option<Interface>,
     /// The one sender of a source-specific join.
     pub source: Option<IpAddr>,
+    /// Whether the interface was named by one of its IPv4 addresses: sends then leave
+    /// from that very address. Otherwise they leave by the interface's index, so the
+    /// kernel picks its current address (it may change: a DHCP renewal).
+    pub by_address: bool,
 }
 
 impl Membership {
@@ -103,30 +107,50 @@ impl Membership {
     }
 
     fn join(&self, socket: &Socket) -> std::io::Result<()> {
-        match (self.group, self.source) {
-            (group, Some(source)) => {
-                sys::source_membership(socket.as_fd(), self.index(), group, source, true)
-            }
-            (IpAddr::V4(group), None) => socket.join_multicast_v4_n(&group, &self.v4_interface()),
-            (IpAddr::V6(group), None) => socket.join_multicast_v6(&group, self.index()),
-        }
+        self.join_on(socket, self.index())
     }
 
     /// Drops the membership now (closing the socket would too, but later).
     pub fn leave(&self, socket: &Socket) -> std::io::Result<()> {
+        self.leave_on(socket, self.index())
+    }
+
+    /// Joins on interface `index` (0: the kernel's choice).
+    pub fn join_on(&self, socket: &Socket, index: u32) -> std::io::Result<()> {
         match (self.group, self.source) {
             (group, Some(source)) => {
-                sys::source_membership(socket.as_fd(), self.index(), group, source, false)
+                sys::source_membership(socket.as_fd(), index, group, source, true)
             }
-            (IpAddr::V4(group), None) => socket.leave_multicast_v4_n(&group, &self.v4_interface()),
-            (IpAddr::V6(group), None) => socket.leave_multicast_v6(&group, self.index()),
+            (IpAddr::V4(group), None) => {
+                socket.join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
+            }
+            (IpAddr::V6(group), None) => socket.join_multicast_v6(&group, index),
         }
     }
 
-    fn v4_interface(&self) -> InterfaceIndexOrAddress {
-        match &self.interface {
-            Some(i) => InterfaceIndexOrAddress::Index(i.index),
-            None => InterfaceIndexOrAddress::Address(Ipv4Addr::UNSPECIFIED),
+    /// Leaves the membership on interface `index`.
+    pub fn leave_on(&self, socket: &Socket, index: u32) -> std::io::Result<()> {
+        match (self.group, self.source) {
+            (group, Some(source)) => {
+                sys::source_membership(socket.as_fd(), index, group, source, false)
+            }
+            (IpAddr::V4(group), None) => {
+                socket.leave_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
+            }
+            (IpAddr::V6(group), None) => socket.leave_multicast_v6(&group, index),
+        }
+    }
+
+    /// Points sends at the named interface, if one is: by address where the interface
+    /// was named by one, else by index (the kernel then sends from its current address).
+    pub fn point_sends(&self, socket: &Socket) -> std::io::Result<()> {
+        let Some(interface) = &self.interface else {
+            return Ok(());
+        };
+        match (self.group, interface.ipv4) {
+            (IpAddr::V4(_), Some(addr)) if self.by_address => socket.set_multicast_if_v4(&addr),
+            (IpAddr::V4(_), _) => sys::set_multicast_if_v4_index(socket.as_fd(), interface.index),
+            (IpAddr::V6(_), _) => socket.set_multicast_if_v6(interface.index),
         }
     }
 
@@ -134,21 +158,12 @@ impl Membership {
         let setup = |what: &'static str| {
             move |e: std::io::Error| Error::io(&format!("join failed: {what}"), &e)
         };
+        self.point_sends(socket).map_err(setup(match self.group {
+            IpAddr::V4(_) => "IP_MULTICAST_IF",
+            IpAddr::V6(_) => "IPV6_MULTICAST_IF",
+        }))?;
         match self.group {
             IpAddr::V4(_) => {
-                // By address: sends then also leave from that address (a host may have
-                // several). An interface without IPv4 is named by index; the kernel then
-                // picks the source address.
-                match &self.interface {
-                    Some(Interface {
-                        ipv4: Some(addr), ..
-                    }) => socket
-                        .set_multicast_if_v4(addr)
-                        .map_err(setup("IP_MULTICAST_IF"))?,
-                    Some(i) => sys::set_multicast_if_v4_index(socket.as_fd(), i.index)
-                        .map_err(setup("IP_MULTICAST_IF"))?,
-                    None => {}
-                }
                 socket
                     .set_multicast_loop_v4(options.loopback)
                     .map_err(setup("IP_MULTICAST_LOOP"))?;
@@ -157,11 +172,6 @@ impl Membership {
                     .map_err(setup("IP_MULTICAST_TTL"))?;
             }
             IpAddr::V6(_) => {
-                if let Some(i) = &self.interface {
-                    socket
-                        .set_multicast_if_v6(i.index)
-                        .map_err(setup("IPV6_MULTICAST_IF"))?;
-                }
                 socket
                     .set_multicast_loop_v6(options.loopback)
                     .map_err(setup("IPV6_MULTICAST_LOOP"))?;

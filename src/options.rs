@@ -3,6 +3,8 @@
 //! `Group::join` covers the common case; [`JoinOptions`] covers the rest without
 //! growing `join`'s argument list (the C API mirrors it with a versioned struct).
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 
 /// The IPv4 TTL of sent datagrams by default: 1 keeps them on the local link, as scriptling does.
@@ -45,6 +47,17 @@ pub struct JoinOptions {
     /// an IPv4 group, IPv6 for an IPv6 one); `""` for any source. 232.0.0.0/8 and
     /// ff3x::/32 are the SSM ranges; Linux accepts a source filter on any group.
     pub source: String,
+    /// Join again when the interface comes back: deleted and created again under the
+    /// same name (a VPN, USB or Wi-Fi adapter reconnecting), or, for the kernel's choice,
+    /// when the multicast route moves. On by default; see
+    /// [`Group::membership_status`](crate::Group::membership_status).
+    pub rejoin: bool,
+    /// Announce the membership again at this interval (a leave and an immediate join,
+    /// so the kernel sends an unsolicited report), for LANs whose snooping switches
+    /// have no querier and forget a group after about 260 s. `None` (the default):
+    /// networks with a querier need none, and each announcement leaves a moment of
+    /// microseconds in which this socket is not a member. At least 1 s; 60 s suits.
+    pub reannounce: Option<Duration>,
 }
 
 impl Default for JoinOptions {
@@ -58,6 +71,8 @@ impl Default for JoinOptions {
             gro: false,
             packet_info: false,
             source: String::new(),
+            rejoin: true,
+            reannounce: None,
         }
     }
 }
@@ -111,6 +126,18 @@ impl JoinOptions {
         self
     }
 
+    /// Whether to join again when the interface comes back (default on).
+    pub fn rejoin(mut self, on: bool) -> Self {
+        self.rejoin = on;
+        self
+    }
+
+    /// Re-announce the membership at this interval (`None`: never, the default).
+    pub fn reannounce(mut self, every: Option<Duration>) -> Self {
+        self.reannounce = every;
+        self
+    }
+
     /// Refuses combinations no socket can have, before any socket is opened.
     pub(crate) fn validate(&self) -> Result<()> {
         if !(1..=255).contains(&self.ttl) {
@@ -122,6 +149,14 @@ impl JoinOptions {
         if !self.interface.is_empty() && self.interface_index != 0 {
             return Err(Error::invalid(
                 "name the interface by name/address or by index, not both",
+            ));
+        }
+        if self
+            .reannounce
+            .is_some_and(|every| every < Duration::from_secs(1))
+        {
+            return Err(Error::invalid(
+                "reannounce interval must be at least 1 second (or none)",
             ));
         }
         if self.receive_buffer > i32::MAX as usize {

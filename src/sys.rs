@@ -154,6 +154,27 @@ pub(crate) fn set_multicast_if_v4_index(fd: BorrowedFd<'_>, index: u32) -> io::R
     }
 }
 
+/// Binds a netlink socket to an address the kernel picks (port id 0 asks for one): the
+/// kernel delivers its announcements only to bound sockets.
+pub(crate) fn bind_netlink(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_nl; family is then set.
+    let mut address: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    address.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `address` is one sockaddr_nl, passed with its exact size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&address as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets an integer socket option socket2 has no setter for.
 pub(crate) fn set_int_option(
     fd: BorrowedFd<'_>,

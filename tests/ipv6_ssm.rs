@@ -145,7 +145,7 @@ fn link_local_group_without_interface_follows_the_kernels_route() {
         .skip_while(|w| *w != "dev")
         .nth(1)
         .unwrap_or_else(|| panic!("no dev in {text:?}"));
-    assert_eq!(routed.interface().map(|i| i.name.as_str()), Some(kernel));
+    assert_eq!(routed.interface().map(|i| i.name), Some(kernel.to_owned()));
     routed.send(b"routed").unwrap();
     assert_eq!(
         routed.receive_message(WAIT).unwrap().unwrap().data,

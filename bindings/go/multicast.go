@@ -35,7 +35,8 @@ static gomc_result gomc_done(mc_status s) {
 
 static gomc_result gomc_join_with_options(const char *group, int32_t port, const char *iface,
                                           uint32_t index, int32_t ttl, bool loopback,
-                                          size_t receive_buffer, bool gro, const char *source) {
+                                          size_t receive_buffer, bool gro, const char *source,
+                                          bool rejoin, double reannounce) {
 	mc_join_options o;
 	mc_group *g = NULL;
 	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
@@ -47,6 +48,8 @@ static gomc_result gomc_join_with_options(const char *group, int32_t port, const
 		o.receive_buffer_size = receive_buffer;
 		o.gro = gro;
 		o.source_address = source;
+		o.rejoin = rejoin;
+		o.reannounce_interval = reannounce;
 		s = mc_join_with_options(group, port, &o, &g);
 	}
 	gomc_result r = gomc_done(s);
@@ -58,6 +61,13 @@ static gomc_result gomc_fd(mc_group *g) {
 	int fd = -1;
 	gomc_result r = gomc_done(mc_fd(g, &fd));
 	r.len = (size_t)fd;
+	return r;
+}
+
+static gomc_result gomc_membership(mc_group *g, uint64_t *rejoins) {
+	mc_membership_status status = MC_MEMBERSHIP_JOINED;
+	gomc_result r = gomc_done(mc_membership(g, &status, rejoins));
+	r.len = (size_t)status;
 	return r;
 }
 
@@ -146,6 +156,12 @@ type JoinOptions struct {
 	ReceiveBufferSize int    // requested SO_RCVBUF in bytes; 0 keeps the kernel's default
 	GRO               bool   // let the kernel hand over runs of datagrams (UDP_GRO); see docs/api.md
 	Source            string // source-specific multicast: only this sender's datagrams; "" for any
+	// NoRejoin: do not join again when the interface comes back (deleted and created
+	// again, or the kernel's multicast route moved); see Membership.
+	NoRejoin bool
+	// Reannounce: announce the membership again at this interval (at least 1 s), for
+	// LANs whose snooping switches have no querier; 0 for never (the default).
+	Reannounce time.Duration
 }
 
 // JoinWithOptions joins as Join does, with the interface, TTL, loopback and receive
@@ -178,7 +194,8 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	cSource := C.CString(opts.Source)
 	defer C.free(unsafe.Pointer(cSource))
 	r := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
-		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO), cSource)
+		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO), cSource,
+		C.bool(!opts.NoRejoin), C.double(opts.Reannounce.Seconds()))
 	if r.status != C.MC_OK {
 		return nil, newError(r)
 	}
@@ -374,6 +391,44 @@ func (g *Group) ReceiveBufferSize() (int, error) {
 		return 0, newError(r)
 	}
 	return int(r.len), nil
+}
+
+// MembershipStatus says whether a group's membership is in place now.
+type MembershipStatus int
+
+const (
+	// Joined: on an interface that is up; datagrams to the group arrive.
+	Joined MembershipStatus = C.MC_MEMBERSHIP_JOINED
+	// InterfaceDown: joined, but the interface is down; nothing arrives until it is up.
+	InterfaceDown MembershipStatus = C.MC_MEMBERSHIP_INTERFACE_DOWN
+	// InterfaceGone: the interface was deleted or no multicast route is left; nothing
+	// arrives. Unless NoRejoin was set, the group joins again when it is back.
+	InterfaceGone MembershipStatus = C.MC_MEMBERSHIP_INTERFACE_GONE
+)
+
+func (s MembershipStatus) String() string {
+	switch s {
+	case Joined:
+		return "joined"
+	case InterfaceDown:
+		return "interface down"
+	case InterfaceGone:
+		return "interface gone"
+	}
+	return fmt.Sprintf("MembershipStatus(%d)", int(s))
+}
+
+// Membership says whether the group's membership is in place now and how many times
+// the library has joined again on a re-created or re-routed interface. Receive keeps
+// waiting while the interface is gone; this is how to learn why nothing arrives.
+func (g *Group) Membership() (MembershipStatus, uint64, error) {
+	var rejoins C.uint64_t
+	r := C.gomc_membership(g.handle, &rejoins)
+	runtime.KeepAlive(g)
+	if r.status != C.MC_OK {
+		return InterfaceGone, 0, newError(r)
+	}
+	return MembershipStatus(r.len), uint64(rejoins), nil
 }
 
 // GroupAddr is the group address, e.g. "239.1.1.1".

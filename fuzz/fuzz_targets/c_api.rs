@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 // Links the crate: the exports below are its symbols.
 extern crate multicast;
 
-/// mc_join_options, layout version 1.
+/// mc_join_options, layout version 2.
 #[repr(C)]
 struct JoinOptions {
     version: u32,
@@ -21,10 +21,13 @@ struct JoinOptions {
     gro: bool,
     packet_info: bool,
     source_address: *const c_char,
+    rejoin: bool,
+    reannounce_interval: f64,
 }
 
-// Mirrors the C layout of version 1 (see src/ffi/options.rs).
-const _: () = assert!(std::mem::size_of::<JoinOptions>() == 56);
+// Mirrors the C layouts (see src/ffi/options.rs): version 1 is the first 56 bytes.
+const _: () = assert!(std::mem::offset_of!(JoinOptions, rejoin) == 56);
+const _: () = assert!(std::mem::size_of::<JoinOptions>() == 72);
 
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
 #[allow(non_camel_case_types)]
@@ -161,6 +164,8 @@ fuzz_target!(|input: (
             } else {
                 std::ptr::null()
             };
+            options.rejoin = index % 2 == 1;
+            options.reannounce_interval = if index % 5 == 0 { f64::from(ttl) } else { 0.0 };
             mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
         };
         if status != MC_OK {

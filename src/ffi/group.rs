@@ -88,9 +88,10 @@ pub unsafe extern "C" fn mc_join_with_options(
     ffi_status! {
         let out = try_mut(out, "out")?;
         let group_addr = try_str(group_addr, "group_addr")?;
-        let options = match options.as_ref() {
-            Some(options) => to_join_options(options)?,
-            None => JoinOptions::default(),
+        let options = if options.is_null() {
+            JoinOptions::default()
+        } else {
+            to_join_options(options)?
         };
         let port = address::parse_port(i64::from(port))?;
         let group = Group::join_with(group_addr, port, &options)?;

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 
 mod batch;
 mod group;
+mod membership;
 mod options;
 mod status;
 mod text;

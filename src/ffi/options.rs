@@ -6,13 +6,16 @@
 //! version number, so old binaries keep working against a newer library.
 
 use std::ffi::c_char;
+use std::ptr::addr_of_mut;
+use std::time::Duration;
 
-use super::{ffi_panic_boundary, ffi_status, mc_status, try_mut, try_str_or_empty};
+use super::{ffi_panic_boundary, ffi_status, mc_status, try_str_or_empty};
 use crate::error::Error;
 use crate::options::{JoinOptions, DEFAULT_TTL};
 
 /// The mc_join_options layout this header describes. Pass it to mc_join_options_init.
-pub const MC_JOIN_OPTIONS_VERSION: u32 = 1;
+/// Version 2 appended `rejoin` and `reannounce_interval`; version 1 is unchanged.
+pub const MC_JOIN_OPTIONS_VERSION: u32 = 2;
 
 /// Options for mc_join_with_options. Declare one, call mc_join_options_init on it, then
 /// set the fields you need; the defaults are what mc_join does.
@@ -44,11 +47,24 @@ pub struct mc_join_options {
     /// Source-specific multicast: receive only what this address sends ("10.0.0.7",
     /// "fd00::7"); NULL or "" for any source (default). Borrowed only during the call.
     pub source_address: *const c_char,
+    /// (Version 2.) Join again when the interface comes back: deleted and created again
+    /// under the same name, or, for the kernel's choice, when the multicast route moves
+    /// (default true). See mc_membership.
+    pub rejoin: bool,
+    /// (Version 2.) Announce the membership again every this many seconds (a leave and
+    /// an immediate join, so the kernel sends an unsolicited report), for LANs whose
+    /// snooping switches have no querier; 0 for never (default: networks with a querier
+    /// need none, and each announcement leaves a moment of microseconds in which this
+    /// handle is not a member). At least 1 when set.
+    pub reannounce_interval: f64,
 }
 
-// The layout of version 1 is fixed: hand-written mirrors (the Python binding's ctypes
-// structure, the fuzz target) assert the same size, so none can drift unnoticed.
-const _: () = assert!(std::mem::size_of::<mc_join_options>() == 56 || usize::BITS != 64);
+// The layouts are fixed once released: version 1 is the 56 bytes up to and including
+// source_address, version 2 the whole struct. Hand-written mirrors (the Python
+// binding's ctypes structure, the fuzz target, the C test) assert the same sizes.
+const V1_SIZE: usize = std::mem::offset_of!(mc_join_options, rejoin);
+const _: () = assert!(usize::BITS != 64 || V1_SIZE == 56);
+const _: () = assert!(usize::BITS != 64 || std::mem::size_of::<mc_join_options>() == 72);
 
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
 /// no interface, TTL 1, loopback on, the kernel's receive buffer.
@@ -63,19 +79,25 @@ pub unsafe extern "C" fn mc_join_options_init(
     version: u32,
 ) -> mc_status {
     ffi_status! {
-        let options = try_mut(options, "options")?;
+        if options.is_null() {
+            return Err(Error::invalid("options is NULL"));
+        }
         check_version(version)?;
-        *options = mc_join_options {
-            version,
-            interface_name: std::ptr::null(),
-            interface_index: 0,
-            ttl: DEFAULT_TTL as i32,
-            loopback: true,
-            receive_buffer_size: 0,
-            gro: false,
-            packet_info: false,
-            source_address: std::ptr::null(),
-        };
+        // Only the fields of the caller's version exist in its memory: write each one
+        // in place, never the whole (possibly larger) struct.
+        addr_of_mut!((*options).version).write(version);
+        addr_of_mut!((*options).interface_name).write(std::ptr::null());
+        addr_of_mut!((*options).interface_index).write(0);
+        addr_of_mut!((*options).ttl).write(DEFAULT_TTL as i32);
+        addr_of_mut!((*options).loopback).write(true);
+        addr_of_mut!((*options).receive_buffer_size).write(0);
+        addr_of_mut!((*options).gro).write(false);
+        addr_of_mut!((*options).packet_info).write(false);
+        addr_of_mut!((*options).source_address).write(std::ptr::null());
+        if version >= 2 {
+            addr_of_mut!((*options).rejoin).write(true);
+            addr_of_mut!((*options).reannounce_interval).write(0.0);
+        }
         Ok(mc_status::MC_OK)
     }
 }
@@ -93,24 +115,54 @@ fn check_version(version: u32) -> Result<(), Error> {
 /// Reads the caller's struct into the core's options, field by field of its version.
 ///
 /// # Safety
-/// `options` must point to an initialised mc_join_options of at least its version's size.
-pub(super) unsafe fn to_join_options(options: &mc_join_options) -> Result<JoinOptions, Error> {
-    check_version(options.version)?;
-    let interface = try_str_or_empty(options.interface_name, "options.interface_name")?;
-    let ttl = u32::try_from(options.ttl).map_err(|_| {
-        Error::invalid(format!(
-            "ttl must be between 1 and 255, not {}",
-            options.ttl
-        ))
-    })?;
-    Ok(JoinOptions {
-        interface: interface.to_owned(),
-        interface_index: options.interface_index,
+/// `options` must point to an initialised mc_join_options of at least its version's size
+/// (version 1 callers have only the first 56 bytes; nothing past them is read).
+pub(super) unsafe fn to_join_options(
+    options: *const mc_join_options,
+) -> Result<JoinOptions, Error> {
+    let version = std::ptr::addr_of!((*options).version).read();
+    check_version(version)?;
+    let field = |f: *const c_char, name: &str| -> Result<String, Error> {
+        Ok(try_str_or_empty(f, name)?.to_owned())
+    };
+    let interface = field(
+        std::ptr::addr_of!((*options).interface_name).read(),
+        "options.interface_name",
+    )?;
+    let raw_ttl = std::ptr::addr_of!((*options).ttl).read();
+    let ttl = u32::try_from(raw_ttl)
+        .map_err(|_| Error::invalid(format!("ttl must be between 1 and 255, not {raw_ttl}")))?;
+    let mut join = JoinOptions {
+        interface,
+        interface_index: std::ptr::addr_of!((*options).interface_index).read(),
         ttl,
-        loopback: options.loopback,
-        receive_buffer: options.receive_buffer_size,
-        gro: options.gro,
-        packet_info: options.packet_info,
-        source: try_str_or_empty(options.source_address, "options.source_address")?.to_owned(),
-    })
+        loopback: std::ptr::addr_of!((*options).loopback).read(),
+        receive_buffer: std::ptr::addr_of!((*options).receive_buffer_size).read(),
+        gro: std::ptr::addr_of!((*options).gro).read(),
+        packet_info: std::ptr::addr_of!((*options).packet_info).read(),
+        source: field(
+            std::ptr::addr_of!((*options).source_address).read(),
+            "options.source_address",
+        )?,
+        ..JoinOptions::default()
+    };
+    if version >= 2 {
+        join.rejoin = std::ptr::addr_of!((*options).rejoin).read();
+        join.reannounce = reannounce(std::ptr::addr_of!((*options).reannounce_interval).read())?;
+    }
+    Ok(join)
+}
+
+fn reannounce(seconds: f64) -> Result<Option<Duration>, Error> {
+    if seconds == 0.0 {
+        return Ok(None);
+    }
+    if !seconds.is_finite() || seconds < 1.0 {
+        return Err(Error::invalid(format!(
+            "reannounce_interval must be 0 (never) or at least 1 second, not {seconds}"
+        )));
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| Error::invalid("reannounce_interval is too large"))
 }

@@ -19,8 +19,10 @@
 #include "check.h"
 #include "multicast.h"
 
-/* Version 1's layout is fixed (64-bit); the Rust side and every mirror assert the same. */
-_Static_assert(sizeof(void *) != 8 || sizeof(mc_join_options) == 56, "mc_join_options v1 layout changed");
+/* The released layouts are fixed (64-bit): version 1 is the 56 bytes up to source_address,
+ * version 2 the whole struct. The Rust side and every mirror assert the same. */
+_Static_assert(sizeof(void *) != 8 || offsetof(mc_join_options, rejoin) == 56, "mc_join_options v1 layout changed");
+_Static_assert(sizeof(void *) != 8 || sizeof(mc_join_options) == 72, "mc_join_options v2 layout changed");
 
 #define CHECK_STATUS(expr, want)                                                        \
     do {                                                                                \
@@ -400,6 +402,22 @@ static void test_join_options(void) {
     mc_join_options o = default_options();
     CHECK(o.version == MC_JOIN_OPTIONS_VERSION && o.interface_name == NULL && o.interface_index == 0);
     CHECK(o.ttl == 1 && o.loopback && o.receive_buffer_size == 0 && !o.gro && !o.packet_info);
+    CHECK(o.rejoin && o.reannounce_interval == 0.0);
+
+    /* A caller compiled against version 1 has only its 56 bytes: init and join must not
+     * touch a byte past them (ASan and valgrind watch this heap block's edge). */
+    mc_join_options *v1 = malloc(56);
+    CHECK_STATUS(mc_join_options_init(v1, 1), MC_OK);
+    CHECK(v1->version == 1 && v1->ttl == 1 && v1->loopback);
+    mc_group *from_v1 = NULL;
+    CHECK_STATUS(mc_join_with_options("239.1.3.2", next_port++, v1, &from_v1), MC_OK);
+    mc_membership_status status = MC_MEMBERSHIP_INTERFACE_GONE;
+    uint64_t rejoins = 99;
+    CHECK_STATUS(mc_membership(from_v1, &status, &rejoins), MC_OK);
+    CHECK(status == MC_MEMBERSHIP_JOINED && rejoins == 0);
+    CHECK_STATUS(mc_membership(from_v1, NULL, NULL), MC_OK);
+    mc_free(from_v1);
+    free(v1);
 
     /* Defaults and NULL options both behave as mc_join. */
     mc_group *g = NULL;
@@ -500,7 +518,16 @@ static void test_catalogue_options(void) {
     o = default_options();
     o.receive_buffer_size = (size_t)1 << 40;
     CATALOGUE("`mc_join_with_options` receive buffer 1 TiB", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o = default_options();
+    o.reannounce_interval = 0.5;
+    CATALOGUE("`mc_join_with_options` reannounce_interval 0.5 s", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.reannounce_interval = NAN;
+    CATALOGUE("`mc_join_with_options` reannounce_interval NaN", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.reannounce_interval = -60;
+    CATALOGUE("`mc_join_with_options` reannounce_interval -60", mc_join_with_options("239.1.1.1", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
     CHECK(g == NULL);
+    mc_membership_status status;
+    CATALOGUE("`mc_membership` group NULL", mc_membership(NULL, &status, NULL), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_fd` group NULL", mc_fd(NULL, &fd), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_receive_buffer_size` group NULL", mc_receive_buffer_size(NULL, &size), MC_ERR_INVALID_ARGUMENT);
     g = join_or_die("239.1.2.22", next_port++);
@@ -508,6 +535,7 @@ static void test_catalogue_options(void) {
     CATALOGUE("`mc_receive_buffer_size` out NULL", mc_receive_buffer_size(g, NULL), MC_ERR_INVALID_ARGUMENT);
     mc_close(g);
     CATALOGUE("`mc_fd` after close", mc_fd(g, &fd), MC_ERR_CLOSED);
+    CATALOGUE("`mc_membership` after close", mc_membership(g, &status, NULL), MC_ERR_CLOSED);
     mc_free(g);
 }
 

@@ -3,6 +3,7 @@ package multicast_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -504,5 +505,82 @@ g.close()
 		if oe != "" || se != "" || !strings.Contains(s, name+"(") || !strings.HasPrefix(o, strings.TrimRight(s, "\n")) {
 			t.Errorf("help(%s):\nours:       %q (%q)\nscriptling: %q (%q)", target, o, oe, s, se)
 		}
+	}
+}
+
+func ipCommand(t *testing.T, args string) {
+	t.Helper()
+	if out, err := exec.Command("ip", strings.Fields(args)...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", args, err, out)
+	}
+}
+
+// mcs0 with an address, and its peer mcs0p up: datagrams sent out of mcs0p arrive on
+// mcs0 from this host's own address, so mcs0 accepts local sources.
+func makeScriptLink(t *testing.T) {
+	ipCommand(t, "link add mcs0 type veth peer name mcs0p")
+	ipCommand(t, "addr add 10.216.0.1/24 dev mcs0")
+	ipCommand(t, "link set mcs0 up")
+	ipCommand(t, "link set mcs0p up")
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/mcs0/accept_local", []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A script's receive loop keeps getting messages after its interface is deleted and
+// created again (the drop-in joins again by itself); on scriptling's own module the same
+// script stops hearing the group. The datagrams come in over the cable from a sender on
+// the peer end (mcs0p), which itself is no member on mcs0.
+func TestScriptKeepsReceivingAfterInterfaceIsCreatedAgain(t *testing.T) {
+	script := `
+import scriptling.net.multicast as mc
+g = mc.join("239.216.0.1", 9969, interface="mcs0")
+print("joined")
+first = g.receive(timeout=20)
+print(first["data"] if first else None)
+second = g.receive(timeout=3)
+print(second["data"] if second else None)
+g.close()
+`
+	for _, impl := range []struct {
+		name     string
+		register func(*scriptling.Scriptling)
+		want     string
+	}{
+		{"libmulticast", ours, "joined\nb'one'\nb'two'\n"},
+		{"scriptling", theirs, "joined\nb'one'\nNone\n"},
+	} {
+		t.Run(impl.name, func(t *testing.T) {
+			makeScriptLink(t)
+			done := make(chan struct{})
+			go func() {
+				send := func(text string) {
+					g, err := mc.JoinWithOptions("239.216.0.1", 9969, mc.JoinOptions{Interface: "mcs0p", DisableLoopback: true})
+					if err == nil {
+						g.Send(text)
+						g.Close()
+					}
+				}
+				time.Sleep(500 * time.Millisecond)
+				send("one")
+				time.Sleep(200 * time.Millisecond)
+				ipCommand(t, "link del mcs0")
+				makeScriptLink(t)
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(50 * time.Millisecond):
+						send("two")
+					}
+				}
+			}()
+			out, err := run(t, impl.register, script)
+			close(done)
+			ipCommand(t, "link del mcs0")
+			if err != "" || out != impl.want {
+				t.Fatalf("got %q (error %q), want %q", out, err, impl.want)
+			}
+		})
 	}
 }

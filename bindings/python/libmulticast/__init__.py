@@ -74,17 +74,20 @@ _lib.mc_version.restype = ctypes.c_char_p
 
 
 class _JoinOptions(ctypes.Structure):
-    """mc_join_options, layout version 1 (MC_JOIN_OPTIONS_VERSION)."""
+    """mc_join_options, layout version 2 (MC_JOIN_OPTIONS_VERSION)."""
     _fields_ = [("version", ctypes.c_uint32), ("interface_name", ctypes.c_char_p),
                 ("interface_index", ctypes.c_uint32), ("ttl", ctypes.c_int32),
                 ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t),
                 ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool),
-                ("source_address", ctypes.c_char_p)]
+                ("source_address", ctypes.c_char_p),
+                ("rejoin", ctypes.c_bool), ("reannounce_interval", ctypes.c_double)]
 
 
-_JOIN_OPTIONS_VERSION = 1
-# The C layout of version 1 (64-bit): a field added on one side only would corrupt memory.
-assert ctypes.sizeof(ctypes.c_void_p) != 8 or ctypes.sizeof(_JoinOptions) == 56, "mc_join_options mirror out of date"
+_JOIN_OPTIONS_VERSION = 2
+# The C layouts (64-bit): version 1 is the 56 bytes up to source_address, version 2 all 72.
+# A field added on one side only would corrupt memory.
+assert ctypes.sizeof(ctypes.c_void_p) != 8 or (_JoinOptions.rejoin.offset == 56 and ctypes.sizeof(_JoinOptions) == 72), \
+    "mc_join_options mirror out of date"
 _lib.mc_join_options_init.argtypes = [ctypes.POINTER(_JoinOptions), ctypes.c_uint32]
 _lib.mc_join_with_options.argtypes = [ctypes.c_char_p, ctypes.c_int32,
                                       ctypes.POINTER(_JoinOptions), ctypes.POINTER(_group_p)]
@@ -104,6 +107,10 @@ _lib.mc_receive_batch.argtypes = [_group_p, ctypes.c_double, ctypes.POINTER(_Rec
                                   ctypes.POINTER(ctypes.c_size_t)]
 _lib.mc_fd.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int)]
 _lib.mc_receive_buffer_size.argtypes = [_group_p, ctypes.POINTER(ctypes.c_size_t)]
+_lib.mc_membership.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_uint64)]
+_lib.mc_membership.restype = ctypes.c_int
+# mc_membership_status, by value (never renumbered).
+_MEMBERSHIP = {0: "joined", 1: "interface_down", 2: "interface_gone"}
 for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "mc_join_options_init",
               "mc_join_with_options", "mc_fd", "mc_receive_buffer_size", "mc_send_batch",
               "mc_receive_batch"):
@@ -311,6 +318,22 @@ class Group:
         return fd.value
 
     @property
+    def membership(self) -> str:
+        """Whether the membership is in place now: "joined", "interface_down" (nothing
+        arrives until it is up) or "interface_gone" (deleted, or no multicast route;
+        with ``rejoin`` the group joins again when it is back). Receives keep waiting."""
+        status = ctypes.c_int(0)
+        _check(_lib.mc_membership(self._handle, ctypes.byref(status), None))
+        return _MEMBERSHIP[status.value]
+
+    @property
+    def rejoins(self) -> int:
+        """How many times the library joined again on a re-created or re-routed interface."""
+        count = ctypes.c_uint64(0)
+        _check(_lib.mc_membership(self._handle, None, ctypes.byref(count)))
+        return count.value
+
+    @property
     def receive_buffer_size(self) -> int:
         """The socket receive buffer the kernel granted (Linux doubles the request and
         caps it at net.core.rmem_max)."""
@@ -349,13 +372,16 @@ class Group:
 
 def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int = 1, loopback: bool = True,
          interface_index: int = 0, receive_buffer: int = 0, gro: bool = False,
-         source: Optional[str] = "") -> Group:
+         source: Optional[str] = "", rejoin: bool = True, reannounce: Optional[float] = None) -> Group:
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
     the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
     whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
     (0: the kernel's default; see ``Group.receive_buffer_size`` for what was granted),
     ``gro`` lets the kernel coalesce runs of datagrams (split again by the library),
-    ``source`` admits only one sender's datagrams (source-specific multicast)."""
+    ``source`` admits only one sender's datagrams (source-specific multicast),
+    ``rejoin`` joins again when the interface comes back (see ``Group.membership``), and
+    ``reannounce`` (seconds, at least 1) re-announces the membership for LANs whose
+    snooping switches have no querier."""
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidArgumentError("port must be between 1 and 65535")
     for name, value, limit in (("ttl", ttl, 2**31 - 1), ("interface_index", interface_index, 2**32 - 1),
@@ -373,6 +399,10 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
     options.receive_buffer_size = receive_buffer
     options.gro = bool(gro)
     options.source_address = _text(source or "", "source")
+    options.rejoin = bool(rejoin)
+    if reannounce is not None and (not isinstance(reannounce, (int, float)) or isinstance(reannounce, bool)):
+        raise InvalidArgumentError(f"reannounce must be a number of seconds or None, not {reannounce!r}")
+    options.reannounce_interval = float(reannounce or 0.0)
     handle = _group_p()
     _check(_lib.mc_join_with_options(_text(group_addr, "group_addr"), port, ctypes.byref(options),
                                      ctypes.byref(handle)))

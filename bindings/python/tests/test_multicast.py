@@ -375,3 +375,54 @@ def test_the_expected_package_is_under_test():
         assert multicast._lib._name == str(package / "libmulticast.so")
     else:
         assert package == pathlib.Path(__file__).resolve().parents[1] / "libmulticast"
+
+
+def _ip(*args):
+    import subprocess
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def _make_link(name, addr):
+    _ip("link", "add", name, "type", "veth", "peer", "name", name + "p")
+    _ip("addr", "add", addr + "/24", "dev", name)
+    _ip("link", "set", name, "up")
+    _ip("link", "set", name + "p", "up")
+
+
+def _wait(condition, what):
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.005)
+
+
+def test_rejoins_when_the_interface_is_created_again():
+    port = next(_ports)
+    _make_link("mcp0", "10.217.0.1")
+    try:
+        with multicast.join("239.217.0.1", port, "mcp0") as listener, \
+                multicast.join("239.217.0.1", port, "mcp0", rejoin=False) as deaf:
+            assert (listener.membership, listener.rejoins) == ("joined", 0)
+            _ip("link", "del", "mcp0")
+            _wait(lambda: listener.membership == "interface_gone", "interface gone")
+            _make_link("mcp0", "10.217.0.1")
+            _wait(lambda: listener.membership == "joined" and listener.rejoins == 1, "joined again")
+            with multicast.join("239.217.0.1", port, "mcp0") as sender:
+                sender.send("after")
+            assert listener.receive(timeout=10)["data"] == b"after"
+            assert deaf.receive(timeout=0.5) is None
+            assert (deaf.membership, deaf.rejoins) == ("interface_gone", 0)
+    finally:
+        _ip("link", "del", "mcp0")
+
+
+@pytest.mark.parametrize("reannounce", [0.5, -1, float("nan"), "60", True])
+def test_reannounce_must_be_a_second_or_more(reannounce):
+    with pytest.raises(multicast.InvalidArgumentError, match="reannounce"):
+        multicast.join("239.217.0.2", next(_ports), reannounce=reannounce)
+
+
+def test_membership_of_a_closed_group_raises(group):
+    group.close()
+    with pytest.raises(multicast.ClosedError):
+        group.membership
