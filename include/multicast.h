@@ -37,7 +37,7 @@
 
 /**
  * The mc_join_options layout this header describes. Pass it to mc_join_options_init.
- * Version 2 appended `rejoin` and `reannounce_interval`; version 1 is unchanged.
+ * Version 2 appended `rejoin` and `reannounce_seconds`; version 1 is unchanged.
  */
 #define MC_JOIN_OPTIONS_VERSION 2
 
@@ -243,9 +243,9 @@ typedef struct mc_join_options {
    * an immediate join, so the kernel sends an unsolicited report), for LANs whose
    * snooping switches have no querier; 0 for never (default: networks with a querier
    * need none, and each announcement leaves a moment of microseconds in which this
-   * handle is not a member). At least 1 when set.
+   * handle is not a member). 60 suits: snooping switches forget after about 260 s.
    */
-  double reannounce_interval;
+  uint32_t reannounce_seconds;
 } mc_join_options;
 
 #ifdef __cplusplus

@@ -36,7 +36,7 @@ static gomc_result gomc_done(mc_status s) {
 static gomc_result gomc_join_with_options(const char *group, int32_t port, const char *iface,
                                           uint32_t index, int32_t ttl, bool loopback,
                                           size_t receive_buffer, bool gro, const char *source,
-                                          bool rejoin, double reannounce) {
+                                          bool rejoin, uint32_t reannounce) {
 	mc_join_options o;
 	mc_group *g = NULL;
 	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
@@ -49,7 +49,7 @@ static gomc_result gomc_join_with_options(const char *group, int32_t port, const
 		o.gro = gro;
 		o.source_address = source;
 		o.rejoin = rejoin;
-		o.reannounce_interval = reannounce;
+		o.reannounce_seconds = reannounce;
 		s = mc_join_with_options(group, port, &o, &g);
 	}
 	gomc_result r = gomc_done(s);
@@ -159,8 +159,8 @@ type JoinOptions struct {
 	// NoRejoin: do not join again when the interface comes back (deleted and created
 	// again, or the kernel's multicast route moved); see Membership.
 	NoRejoin bool
-	// Reannounce: announce the membership again at this interval (at least 1 s), for
-	// LANs whose snooping switches have no querier; 0 for never (the default).
+	// Reannounce: announce the membership again at this interval (whole seconds, at
+	// least 1), for LANs whose snooping switches have no querier; 0 for never (the default).
 	Reannounce time.Duration
 }
 
@@ -187,6 +187,11 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 			Message: fmt.Sprintf("invalid join options: ttl %d (1..255), interface index %d, receive buffer %d",
 				opts.TTL, opts.InterfaceIndex, opts.ReceiveBufferSize)}
 	}
+	reannounce := opts.Reannounce / time.Second
+	if opts.Reannounce < 0 || (opts.Reannounce > 0 && reannounce == 0) || reannounce > math.MaxUint32 {
+		return nil, &Error{Status: StatusInvalidArgument,
+			Message: fmt.Sprintf("reannounce interval must be 0 (never) or at least 1 second, not %v", opts.Reannounce)}
+	}
 	cGroup := C.CString(groupAddr)
 	defer C.free(unsafe.Pointer(cGroup))
 	cIface := C.CString(opts.Interface)
@@ -195,7 +200,7 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	defer C.free(unsafe.Pointer(cSource))
 	r := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
 		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO), cSource,
-		C.bool(!opts.NoRejoin), C.double(opts.Reannounce.Seconds()))
+		C.bool(!opts.NoRejoin), C.uint32_t(reannounce))
 	if r.status != C.MC_OK {
 		return nil, newError(r)
 	}

@@ -22,12 +22,12 @@ struct JoinOptions {
     packet_info: bool,
     source_address: *const c_char,
     rejoin: bool,
-    reannounce_interval: f64,
+    reannounce_seconds: u32,
 }
 
 // Mirrors the C layouts (see src/ffi/options.rs): version 1 is the first 56 bytes.
 const _: () = assert!(std::mem::offset_of!(JoinOptions, rejoin) == 56);
-const _: () = assert!(std::mem::size_of::<JoinOptions>() == 72);
+const _: () = assert!(std::mem::size_of::<JoinOptions>() == 64);
 
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
 #[allow(non_camel_case_types)]
@@ -165,7 +165,7 @@ fuzz_target!(|input: (
                 std::ptr::null()
             };
             options.rejoin = index % 2 == 1;
-            options.reannounce_interval = if index % 5 == 0 { f64::from(ttl) } else { 0.0 };
+            options.reannounce_seconds = if index % 5 == 0 { ttl as u32 } else { 0 };
             mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
         };
         if status != MC_OK {

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::options::{JoinOptions, DEFAULT_TTL};
 
 /// The mc_join_options layout this header describes. Pass it to mc_join_options_init.
-/// Version 2 appended `rejoin` and `reannounce_interval`; version 1 is unchanged.
+/// Version 2 appended `rejoin` and `reannounce_seconds`; version 1 is unchanged.
 pub const MC_JOIN_OPTIONS_VERSION: u32 = 2;
 
 /// Options for mc_join_with_options. Declare one, call mc_join_options_init on it, then
@@ -55,16 +55,20 @@ pub struct mc_join_options {
     /// an immediate join, so the kernel sends an unsolicited report), for LANs whose
     /// snooping switches have no querier; 0 for never (default: networks with a querier
     /// need none, and each announcement leaves a moment of microseconds in which this
-    /// handle is not a member). At least 1 when set.
-    pub reannounce_interval: f64,
+    /// handle is not a member). 60 suits: snooping switches forget after about 260 s.
+    pub reannounce_seconds: u32,
 }
 
-// The layouts are fixed once released: version 1 is the 56 bytes up to and including
-// source_address, version 2 the whole struct. Hand-written mirrors (the Python
-// binding's ctypes structure, the fuzz target, the C test) assert the same sizes.
+// The layouts are fixed once released: version 1 ends with source_address (56 bytes
+// where pointers and size_t are 8 bytes: LP64 and Windows' LLP64; 32 where they are 4),
+// version 2 is the whole struct (64; 40). Only 32-bit fields follow the pointers, so no
+// ABI pads them differently (a double would be 4-aligned on i686, 8 on armv7).
+// Hand-written mirrors (the Python binding's ctypes structure, the fuzz target, the C
+// test) assert the same sizes.
 const V1_SIZE: usize = std::mem::offset_of!(mc_join_options, rejoin);
-const _: () = assert!(usize::BITS != 64 || V1_SIZE == 56);
-const _: () = assert!(usize::BITS != 64 || std::mem::size_of::<mc_join_options>() == 72);
+const _: () = assert!(V1_SIZE == if usize::BITS == 64 { 56 } else { 32 });
+const _: () =
+    assert!(std::mem::size_of::<mc_join_options>() == if usize::BITS == 64 { 64 } else { 40 });
 
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
 /// no interface, TTL 1, loopback on, the kernel's receive buffer.
@@ -96,7 +100,7 @@ pub unsafe extern "C" fn mc_join_options_init(
         addr_of_mut!((*options).source_address).write(std::ptr::null());
         if version >= 2 {
             addr_of_mut!((*options).rejoin).write(true);
-            addr_of_mut!((*options).reannounce_interval).write(0.0);
+            addr_of_mut!((*options).reannounce_seconds).write(0);
         }
         Ok(mc_status::MC_OK)
     }
@@ -148,21 +152,8 @@ pub(super) unsafe fn to_join_options(
     };
     if version >= 2 {
         join.rejoin = std::ptr::addr_of!((*options).rejoin).read();
-        join.reannounce = reannounce(std::ptr::addr_of!((*options).reannounce_interval).read())?;
+        let seconds = std::ptr::addr_of!((*options).reannounce_seconds).read();
+        join.reannounce = (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)));
     }
     Ok(join)
-}
-
-fn reannounce(seconds: f64) -> Result<Option<Duration>, Error> {
-    if seconds == 0.0 {
-        return Ok(None);
-    }
-    if !seconds.is_finite() || seconds < 1.0 {
-        return Err(Error::invalid(format!(
-            "reannounce_interval must be 0 (never) or at least 1 second, not {seconds}"
-        )));
-    }
-    Duration::try_from_secs_f64(seconds)
-        .map(Some)
-        .map_err(|_| Error::invalid("reannounce_interval is too large"))
 }

@@ -80,13 +80,15 @@ class _JoinOptions(ctypes.Structure):
                 ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t),
                 ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool),
                 ("source_address", ctypes.c_char_p),
-                ("rejoin", ctypes.c_bool), ("reannounce_interval", ctypes.c_double)]
+                ("rejoin", ctypes.c_bool), ("reannounce_seconds", ctypes.c_uint32)]
 
 
 _JOIN_OPTIONS_VERSION = 2
-# The C layouts (64-bit): version 1 is the 56 bytes up to source_address, version 2 all 72.
+# The C layouts: version 1 ends with source_address (56 bytes with 8-byte pointers, 32 with
+# 4-byte ones), version 2 is the whole struct (64; 40).
 # A field added on one side only would corrupt memory.
-assert ctypes.sizeof(ctypes.c_void_p) != 8 or (_JoinOptions.rejoin.offset == 56 and ctypes.sizeof(_JoinOptions) == 72), \
+_POINTER_BYTES = ctypes.sizeof(ctypes.c_void_p)
+assert (_JoinOptions.rejoin.offset, ctypes.sizeof(_JoinOptions)) == ((56, 64) if _POINTER_BYTES == 8 else (32, 40)), \
     "mc_join_options mirror out of date"
 _lib.mc_join_options_init.argtypes = [ctypes.POINTER(_JoinOptions), ctypes.c_uint32]
 _lib.mc_join_with_options.argtypes = [ctypes.c_char_p, ctypes.c_int32,
@@ -372,7 +374,7 @@ class Group:
 
 def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int = 1, loopback: bool = True,
          interface_index: int = 0, receive_buffer: int = 0, gro: bool = False,
-         source: Optional[str] = "", rejoin: bool = True, reannounce: Optional[float] = None) -> Group:
+         source: Optional[str] = "", rejoin: bool = True, reannounce: Optional[int] = None) -> Group:
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
     the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
     whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
@@ -380,7 +382,7 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
     ``gro`` lets the kernel coalesce runs of datagrams (split again by the library),
     ``source`` admits only one sender's datagrams (source-specific multicast),
     ``rejoin`` joins again when the interface comes back (see ``Group.membership``), and
-    ``reannounce`` (seconds, at least 1) re-announces the membership for LANs whose
+    ``reannounce`` (whole seconds, at least 1) re-announces the membership for LANs whose
     snooping switches have no querier."""
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidArgumentError("port must be between 1 and 65535")
@@ -400,9 +402,10 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
     options.gro = bool(gro)
     options.source_address = _text(source or "", "source")
     options.rejoin = bool(rejoin)
-    if reannounce is not None and (not isinstance(reannounce, (int, float)) or isinstance(reannounce, bool)):
-        raise InvalidArgumentError(f"reannounce must be a number of seconds or None, not {reannounce!r}")
-    options.reannounce_interval = float(reannounce or 0.0)
+    if reannounce is not None and (not isinstance(reannounce, int) or isinstance(reannounce, bool)
+                                   or not 1 <= reannounce <= 2**32 - 1):
+        raise InvalidArgumentError(f"reannounce must be whole seconds (at least 1) or None, not {reannounce!r}")
+    options.reannounce_seconds = reannounce or 0
     handle = _group_p()
     _check(_lib.mc_join_with_options(_text(group_addr, "group_addr"), port, ctypes.byref(options),
                                      ctypes.byref(handle)))

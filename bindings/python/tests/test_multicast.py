@@ -416,7 +416,7 @@ def test_rejoins_when_the_interface_is_created_again():
         _ip("link", "del", "mcp0")
 
 
-@pytest.mark.parametrize("reannounce", [0.5, -1, float("nan"), "60", True])
+@pytest.mark.parametrize("reannounce", [0, 0.5, 60.0, -1, float("nan"), "60", True, 2**32])
 def test_reannounce_must_be_a_second_or_more(reannounce):
     with pytest.raises(multicast.InvalidArgumentError, match="reannounce"):
         multicast.join("239.217.0.2", next(_ports), reannounce=reannounce)
