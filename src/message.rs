@@ -50,6 +50,12 @@ pub const MAX_JSON_DEPTH: usize = 10_000;
 const STACK_PER_LEVEL: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 const STACK_BASE: usize = 16 * 1024;
 
+/// Documents nested at most this deep are re-encoded on the caller's thread: they fit
+/// any stack of 32 KiB or more (optimised). Deeper ones run on a thread of their own
+/// sized for them, so every call fits a 32 KiB stack while accepting Go's depth, with
+/// nothing but the standard library on every platform.
+const INLINE_DEPTH: usize = 8;
+
 /// Re-encodes JSON text the way Go's `encoding/json` writes a decoded value (what
 /// scriptling sends for a dict): compact, object keys sorted, `<`, `>`, `&`, U+2028 and
 /// U+2029 escaped, whole-number floats without a fraction (`1.0` becomes `1`), and a
@@ -59,8 +65,8 @@ const STACK_BASE: usize = 16 * 1024;
 ///
 /// Invalid JSON is [`ErrorKind::InvalidJson`] with serde's line and column. The size
 /// limit is the group's (it differs for IPv4 and IPv6), checked when the bytes are sent.
-/// Deep documents run on a heap-allocated stack segment when the caller's stack is too
-/// small for them, so this works on any thread (a 32 KiB one included).
+/// Deep documents run on a helper thread with a stack sized for them, so this works on
+/// any thread (a 32 KiB one included).
 pub fn canonical_json(text: &str) -> Result<Vec<u8>> {
     let scan = scan_json(text);
     if scan.depth > MAX_JSON_DEPTH {
@@ -76,8 +82,21 @@ pub fn canonical_json(text: &str) -> Result<Vec<u8>> {
         true => std::borrow::Cow::Owned(replace_lone_surrogates(text)),
         false => std::borrow::Cow::Borrowed(text),
     };
-    let needed = STACK_BASE + scan.depth * STACK_PER_LEVEL;
-    stacker::maybe_grow(needed, needed + STACK_BASE, || reencode(&text))
+    if scan.depth <= INLINE_DEPTH {
+        return reencode(&text);
+    }
+    // Parsing, encoding and dropping the value all recurse: all of it runs there.
+    let stack = 2 * STACK_BASE + scan.depth * STACK_PER_LEVEL;
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("libmulticast-json".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, || reencode(&text))
+            .map_err(|e| Error::io("cannot start a thread for deeply nested JSON", &e))?;
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn reencode(text: &str) -> Result<Vec<u8>> {
