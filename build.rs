@@ -7,6 +7,14 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // `linux_fast`: the Linux fast paths (src/platform/linux.rs). Elsewhere, and on Linux
+    // with the `portable` feature (so the portable path runs in the tests here too), the
+    // portable path over socket2 (src/platform/portable.rs).
+    println!("cargo::rustc-check-cfg=cfg(linux_fast)");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if linux && std::env::var_os("CARGO_FEATURE_PORTABLE").is_none() {
+        println!("cargo:rustc-cfg=linux_fast");
+    }
     #[cfg(feature = "capi")]
     c_api::generate();
 }

@@ -10,7 +10,7 @@
  * allocates, the library frees (mc_free); returned strings are borrowed.
  *
  * Threads and processes: every call runs on a thread with a stack of 32 KiB or more
- * (deeply nested JSON moves to a stack of its own). Calls made while a thread exits
+ * (deeply nested JSON is parsed on a helper thread of its own). Calls made while a thread exits
  * (atexit handlers, pthread_key destructors) work; mc_last_error then gives a fixed
  * text for the failure's kind. After fork(), a child's inherited handles act as closed
  * in the child and closing or freeing them never touches the parent's (see mc_close).
@@ -130,6 +130,44 @@ typedef enum mc_membership_status {
    */
   MC_MEMBERSHIP_INTERFACE_GONE = 2,
 } mc_membership_status;
+
+/**
+ * One capability bit of mc_capabilities. The values are never renumbered. Where a
+ * capability is absent, the same calls work with the stand-in each names.
+ */
+typedef enum mc_capability {
+  /**
+   * The kernel counts datagrams dropped for a full buffer; without it mc_dropped
+   * writes 0.
+   */
+  MC_CAP_DROP_COUNT = 1,
+  /**
+   * mc_received.destination and interface_index are filled under
+   * mc_join_options.packet_info; without it they stay empty ("" and 0).
+   */
+  MC_CAP_PACKET_INFO = 2,
+  /**
+   * mc_join_options.gro hands runs over in one read; without it the option is
+   * accepted and datagrams arrive one by one.
+   */
+  MC_CAP_GRO = 4,
+  /**
+   * mc_send_batch sends runs of equal-sized datagrams in one call (GSO); without it,
+   * one datagram per call.
+   */
+  MC_CAP_GSO = 8,
+  /**
+   * mc_send_batch and mc_receive_batch use one system call for many datagrams;
+   * without it they loop.
+   */
+  MC_CAP_BATCH_SYSCALLS = 16,
+  /**
+   * The kernel announces interface changes, so groups join again by themselves and
+   * link-scoped IPv6 groups follow the kernel's route; without it, mc_membership
+   * checks (and joins again) when called, and those groups need an interface named.
+   */
+  MC_CAP_INTERFACE_EVENTS = 32,
+} mc_capability;
 
 /**
  * A joined multicast group (opaque). Created by mc_join, released by mc_free.
@@ -306,6 +344,16 @@ enum mc_status mc_receive_batch(struct mc_group *group,
  * Thread-safety: safe from any thread.
  */
 enum mc_status mc_dropped(const struct mc_group *group, uint32_t *out);
+
+/**
+ * Writes the mc_capability bits this build has on this system to `*out`: all of them
+ * on Linux; none on the portable path (macOS, the BSDs, and Linux builds with the
+ * `portable` feature), where each documents its stand-in.
+ *
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `out`).
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_capabilities(uint32_t *out);
 
 /**
  * Joins the multicast group `group_addr` on `port` (1..65535): an IPv4 group

@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 use socket2::{SockAddr, Socket};
 
 use crate::address::{self, Timeout};
-use crate::datagram;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::{self, Interface};
 use crate::membership::Membership;
 use crate::message::{self, Message};
 use crate::options::JoinOptions;
-use crate::route;
+use crate::platform;
 use crate::sys;
 use crate::upkeep::{MembershipStatus, Wanted, Watched};
 
@@ -50,7 +49,7 @@ struct Coalesced {
     offset: usize,
     segment: usize,
     remaining: usize,
-    meta: datagram::RecvMeta,
+    meta: platform::RecvMeta,
 }
 
 /// A joined multicast group. All methods take `&self` and are safe to call from any
@@ -157,7 +156,7 @@ impl Group {
                     offset: 0,
                     segment: 0,
                     remaining: 0,
-                    meta: datagram::RecvMeta::default(),
+                    meta: platform::RecvMeta::default(),
                 })
             }),
             gso: AtomicBool::new(true),
@@ -265,7 +264,7 @@ impl Group {
             let rest = &datagrams[sent..];
             let run = self.gso_run(rest);
             if run >= 2 {
-                match datagram::send_gso(socket, &rest[..run], &self.destination) {
+                match platform::send_gso(socket, &rest[..run], &self.destination) {
                     Ok(()) => {
                         sent += run;
                         continue;
@@ -282,7 +281,7 @@ impl Group {
             let stretch = (1..rest.len())
                 .find(|&i| self.gso_run(&rest[i..]) >= 2)
                 .unwrap_or(rest.len());
-            match sys::sendmmsg(socket.as_fd(), &rest[..stretch], &self.destination) {
+            match platform::sendmmsg(socket, &rest[..stretch], &self.destination) {
                 Ok(0) => return Ok(sent),
                 Ok(n) => sent += n,
                 Err(e) => return self.batch_result(sent, &e),
@@ -344,22 +343,16 @@ impl Group {
                 .receive_lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let mut results: [sys::MmsgResult; sys::MMSG_MAX] =
-                std::array::from_fn(|_| sys::MmsgResult {
-                    len: 0,
-                    source: sys::empty_sockaddr(),
-                    flags: 0,
-                    control: [0; sys::MMSG_CONTROL],
-                    control_len: 0,
-                });
+            let mut results: [platform::MmsgResult; platform::MMSG_MAX] =
+                std::array::from_fn(|_| platform::MmsgResult::new());
             while filled < count {
-                let end = count.min(filled + sys::MMSG_MAX);
-                let n = match sys::recvmmsg(socket.as_fd(), &mut bufs[filled..end], &mut results) {
+                let end = count.min(filled + platform::MMSG_MAX);
+                let n = match platform::recvmmsg(socket, &mut bufs[filled..end], &mut results) {
                     Ok(n) => n,
                     Err(_) => break,
                 };
                 for result in &results[..n] {
-                    received[filled] = Some(self.accept(datagram::meta_of(result))?);
+                    received[filled] = Some(self.accept(platform::meta_of(result))?);
                     filled += 1;
                 }
                 if filled < end {
@@ -558,7 +551,7 @@ impl Group {
             }
             *current = Some(wait);
         }
-        match datagram::recv_with_meta(socket, buf, 0) {
+        match platform::recv_with_meta(socket, buf, 0) {
             Ok(meta) => Some(self.accept(meta)),
             Err(_) if self.is_closed() => Some(Err(Error::closed("receive"))),
             Err(e) if matches!(e.kind(), IoKind::Interrupted | IoKind::WouldBlock) => None,
@@ -585,7 +578,7 @@ impl Group {
                 Err(e) => return Err(Error::io("receive failed", &e)),
             }
         }
-        match datagram::recv_with_meta(socket, buf, libc::MSG_DONTWAIT) {
+        match platform::recv_with_meta(socket, buf, libc::MSG_DONTWAIT) {
             Ok(meta) => self.accept(meta).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(Error::io("receive failed", &e)),
@@ -601,7 +594,7 @@ impl Group {
         run: &mut Coalesced,
     ) -> Result<Option<Received>> {
         if run.remaining == 0 {
-            let meta = match datagram::recv_with_meta(socket, &mut run.buf, libc::MSG_DONTWAIT) {
+            let meta = match platform::recv_with_meta(socket, &mut run.buf, libc::MSG_DONTWAIT) {
                 Ok(meta) => meta,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(Error::io("receive failed", &e)),
@@ -631,7 +624,7 @@ impl Group {
     }
 
     /// Turns what recvmsg reported into a `Received`, noting the drop counter.
-    fn accept(&self, meta: datagram::RecvMeta) -> Result<Received> {
+    fn accept(&self, meta: platform::RecvMeta) -> Result<Received> {
         if let Some(dropped) = meta.dropped {
             self.dropped.store(dropped, Ordering::Relaxed);
         }
@@ -721,7 +714,7 @@ fn gso_run(rest: &[&[u8]], max_payload: usize) -> usize {
     if size == 0 {
         return rest.len().min(1);
     }
-    let limit = datagram::MAX_GSO_SEGMENTS.min(max_payload / size);
+    let limit = platform::MAX_GSO_SEGMENTS.min(max_payload / size);
     let mut run = 1;
     while run < rest.len() && run < limit && rest[run].len() == size {
         run += 1;
@@ -810,7 +803,16 @@ fn wanted_interface(membership: &Membership, zone: Option<&str>, options: &JoinO
 
 /// The interface the kernel's multicast route for `group` leaves through.
 fn routed_interface(group: IpAddr) -> Result<Interface> {
-    let index = route::interface_for(group).map_err(|e| {
+    let index = platform::route_interface(group).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Unsupported {
+            return Error::new(
+                ErrorKind::Interface,
+                format!(
+                    "IPv6 group {group} is link-scoped (it exists once per link): name the interface \
+                     (an interface name or index, or {group}%IFACE)"
+                ),
+            );
+        }
         Error::new(
             ErrorKind::Interface,
             format!(

@@ -18,9 +18,9 @@
 //! # Ok::<(), multicast::Error>(())
 //! ```
 //!
-//! The core (`address`, `interface`, `options`, `message`, `group`, `error`) is safe Rust; the only
-//! `unsafe` outside the C boundary (`ffi`) is the small `sys` shim over libc calls that
-//! socket2 does not offer.
+//! The core (`address`, `interface`, `options`, `message`, `group`, `error`, `upkeep`) is
+//! safe Rust; the only `unsafe` outside the C boundary (`ffi`) is the small `sys` shim
+//! over libc calls that socket2 does not offer and the Linux fast paths in `platform`.
 
 pub mod address;
 pub mod error;
@@ -30,10 +30,9 @@ pub mod message;
 pub mod options;
 
 mod membership;
-mod route;
+mod platform;
 mod upkeep;
 
-mod datagram;
 // The C API: present only in the C build (`--features capi`), never in a Rust dependent's.
 #[cfg(feature = "capi")]
 mod ffi;
@@ -45,4 +44,5 @@ pub use group::{Group, Received};
 pub use interface::Interface;
 pub use message::{Message, MAX_MESSAGE_SIZE};
 pub use options::JoinOptions;
+pub use platform::{capabilities, Capabilities};
 pub use upkeep::MembershipStatus;

@@ -1,15 +1,15 @@
 //! The socket of a group: opened, bound and joined as the options say, for IPv4 and
 //! IPv6, any-source or source-specific, and left again.
 
-use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsFd;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
-use crate::datagram;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::Interface;
 use crate::options::JoinOptions;
+use crate::platform;
 use crate::sys;
 
 /// What a socket joined: enough to leave it again.
@@ -59,22 +59,15 @@ impl Membership {
         } else {
             Domain::IPV6
         };
-        let socket = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
             .map_err(setup("cannot create a UDP socket"))?;
         socket
             .set_reuse_address(true)
             .map_err(setup("SO_REUSEADDR"))?;
-        match self.group {
-            IpAddr::V4(_) => socket
-                .set_multicast_all_v4(false)
-                .map_err(setup("IP_MULTICAST_ALL"))?,
-            IpAddr::V6(_) => {
-                socket.set_only_v6(true).map_err(setup("IPV6_V6ONLY"))?;
-                socket
-                    .set_multicast_all_v6(false)
-                    .map_err(setup("IPV6_MULTICAST_ALL"))?;
-            }
+        if self.group.is_ipv6() {
+            socket.set_only_v6(true).map_err(setup("IPV6_V6ONLY"))?;
         }
+        platform::configure(&socket, self.group).map_err(setup("socket options"))?;
         if options.receive_buffer > 0 {
             // Before bind, so no datagram is queued against the default size.
             socket
@@ -88,20 +81,12 @@ impl Membership {
         })?;
         self.join(&socket).map_err(|e| self.join_error(&e))?;
         self.set_up_sending(&socket, options)?;
-        // Delivery metadata: the group and arrival interface on request, and always the
-        // kernel's drop counter (free until something is dropped).
+        // Delivery metadata: the group and arrival interface on request.
         if options.packet_info {
-            let (level, name) = match self.group {
-                IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
-                IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
-            };
-            sys::set_int_option(socket.as_fd(), level, name, 1).map_err(setup("IP_PKTINFO"))?;
+            platform::enable_packet_info(&socket, self.group).map_err(setup("IP_PKTINFO"))?;
         }
-        sys::set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
-            .map_err(setup("SO_RXQ_OVFL"))?;
         if options.gro {
-            sys::set_int_option(socket.as_fd(), libc::SOL_UDP, datagram::UDP_GRO, 1)
-                .map_err(setup("UDP_GRO"))?;
+            platform::enable_gro(&socket).map_err(setup("UDP_GRO"))?;
         }
         Ok(socket)
     }
@@ -121,10 +106,31 @@ impl Membership {
             (group, Some(source)) => {
                 sys::source_membership(socket.as_fd(), index, group, source, true)
             }
-            (IpAddr::V4(group), None) => {
-                socket.join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
-            }
+            (IpAddr::V4(group), None) => socket
+                .join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
+                .or_else(|e| self.by_address(e, index, |a| socket.join_multicast_v4(&group, &a))),
             (IpAddr::V6(group), None) => socket.join_multicast_v6(&group, index),
+        }
+    }
+
+    /// Where a system refuses IPv4 memberships by index (ip_mreqn; Debian's qemu-user
+    /// does), the same membership by the interface's address (ip_mreq), which every
+    /// system takes: the kernel's choice is 0.0.0.0 either way. An interface without an
+    /// IPv4 address can only be named by index, so then the first error stands.
+    fn by_address(
+        &self,
+        refused: std::io::Error,
+        index: u32,
+        call: impl FnOnce(Ipv4Addr) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let address = match &self.interface {
+            _ if index == 0 => Some(Ipv4Addr::UNSPECIFIED),
+            Some(i) if i.index == index => i.ipv4,
+            _ => None,
+        };
+        match address {
+            Some(address) if call(address).is_ok() => Ok(()),
+            _ => Err(refused),
         }
     }
 
@@ -134,9 +140,9 @@ impl Membership {
             (group, Some(source)) => {
                 sys::source_membership(socket.as_fd(), index, group, source, false)
             }
-            (IpAddr::V4(group), None) => {
-                socket.leave_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
-            }
+            (IpAddr::V4(group), None) => socket
+                .leave_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
+                .or_else(|e| self.by_address(e, index, |a| socket.leave_multicast_v4(&group, &a))),
             (IpAddr::V6(group), None) => socket.leave_multicast_v6(&group, index),
         }
     }
@@ -149,7 +155,12 @@ impl Membership {
         };
         match (self.group, interface.ipv4) {
             (IpAddr::V4(_), Some(addr)) if self.by_address => socket.set_multicast_if_v4(&addr),
-            (IpAddr::V4(_), _) => sys::set_multicast_if_v4_index(socket.as_fd(), interface.index),
+            (IpAddr::V4(_), address) => {
+                sys::set_multicast_if_v4_index(socket.as_fd(), interface.index).or_else(|refused| {
+                    // By address where by index is refused (see `by_address`).
+                    address.map_or(Err(refused), |a| socket.set_multicast_if_v4(&a))
+                })
+            }
             (IpAddr::V6(_), _) => socket.set_multicast_if_v6(interface.index),
         }
     }

@@ -1,6 +1,7 @@
 //! The operating-system calls socket2 does not offer, each wrapped in a safe function.
 //!
-//! This is the only module of the core with `unsafe`; every block says why it is sound.
+//! With the Linux fast paths (platform/linux.rs: the mmsg arrays), this is the only
+//! module of the core with `unsafe`; every block says why it is sound.
 //! The concept modules (`address`, `interface`, `message`, `group`) call only these safe
 //! wrappers and socket2.
 
@@ -42,46 +43,33 @@ pub(crate) fn interface_name(index: u32) -> Option<String> {
     )
 }
 
-/// struct group_source_req of <netinet/in.h> (RFC 3678), which libc does not define.
+/// struct group_source_req of <netinet/in.h> (RFC 3678), as bytes: the two addresses
+/// are sockaddr_storage, 8-aligned after the interface on Linux and the BSDs, packed to
+/// 4 on Apple's systems. Byte arrays keep every byte of them (a typed sockaddr_storage
+/// moved by value may lose the bytes libc declares as padding, where the address is).
 #[repr(C)]
 struct GroupSourceReq {
     interface: u32,
-    group: libc::sockaddr_storage,
-    source: libc::sockaddr_storage,
+    padding: [u8; GSR_PADDING],
+    group: [u8; SOCKADDR_STORAGE],
+    source: [u8; SOCKADDR_STORAGE],
 }
 
-/// Writes `addr` (port 0) into `storage` in place. Never moved by value afterwards: Rust
-/// may drop the bytes that libc's sockaddr_storage declares as padding, which is where
-/// sockaddr_in keeps its address.
-fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: IpAddr) {
-    let at = (storage as *mut libc::sockaddr_storage).cast::<u8>();
-    match addr {
-        IpAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: 0,
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(v4).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write(at.cast::<libc::sockaddr_in>(), sin) };
-        }
-        IpAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: 0,
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write(at.cast::<libc::sockaddr_in6>(), sin6) };
-        }
-    }
+const SOCKADDR_STORAGE: usize = std::mem::size_of::<libc::sockaddr_storage>();
+#[cfg(target_vendor = "apple")]
+const GSR_PADDING: usize = 0;
+#[cfg(not(target_vendor = "apple"))]
+const GSR_PADDING: usize = 4;
+
+/// `addr` (port 0) as the system's sockaddr bytes (socket2 knows each system's layout).
+fn sockaddr_bytes(addr: IpAddr) -> [u8; SOCKADDR_STORAGE] {
+    let addr = socket2::SockAddr::from(std::net::SocketAddr::new(addr, 0));
+    let len = (addr.len() as usize).min(SOCKADDR_STORAGE);
+    // SAFETY: `as_ptr` points at the address's `len` initialised bytes, alive with `addr`.
+    let bytes = unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), len) };
+    let mut out = [0u8; SOCKADDR_STORAGE];
+    out[..len].copy_from_slice(bytes);
+    out
 }
 
 /// Joins (or leaves) `group` for datagrams from `source` only, on interface `index`
@@ -93,12 +81,12 @@ pub(crate) fn source_membership(
     source: IpAddr,
     join: bool,
 ) -> io::Result<()> {
-    // Zeroed first (the kernel reads every byte, padding included), then filled in place.
-    // SAFETY: all-zero is a valid group_source_req.
-    let mut request: GroupSourceReq = unsafe { std::mem::zeroed() };
-    request.interface = index;
-    write_sockaddr(&mut request.group, group);
-    write_sockaddr(&mut request.source, source);
+    let request = GroupSourceReq {
+        interface: index,
+        padding: [0; GSR_PADDING],
+        group: sockaddr_bytes(group),
+        source: sockaddr_bytes(source),
+    };
     let level = if group.is_ipv4() {
         libc::IPPROTO_IP
     } else {
@@ -154,202 +142,83 @@ pub(crate) fn set_multicast_if_v4_index(fd: BorrowedFd<'_>, index: u32) -> io::R
     }
 }
 
-/// Binds a netlink socket to an address the kernel picks (port id 0 asks for one): the
-/// kernel delivers its announcements only to bound sockets.
-pub(crate) fn bind_netlink(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: all-zero is a valid sockaddr_nl; family is then set.
-    let mut address: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    address.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: `address` is one sockaddr_nl, passed with its exact size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&address as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Sets an integer socket option socket2 has no setter for.
-pub(crate) fn set_int_option(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: the option value is one c_int, passed with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Sends each of `datagrams` to `dest` as its own datagram with one sendmmsg call per
-/// up to 64; returns how many the kernel took (fewer on a later error).
-pub(crate) fn sendmmsg(
-    fd: BorrowedFd<'_>,
-    datagrams: &[&[u8]],
-    dest: &socket2::SockAddr,
-) -> io::Result<usize> {
-    const CHUNK: usize = 64;
-    let mut sent = 0;
-    for chunk in datagrams.chunks(CHUNK) {
-        let mut iovs: [libc::iovec; CHUNK] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; CHUNK];
-        // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
-        let mut msgs: [libc::mmsghdr; CHUNK] = unsafe { std::mem::zeroed() };
-        for (i, data) in chunk.iter().enumerate() {
-            iovs[i] = libc::iovec {
-                iov_base: data.as_ptr() as *mut libc::c_void,
-                iov_len: data.len(),
-            };
-        }
-        for (i, msg) in msgs.iter_mut().take(chunk.len()).enumerate() {
-            msg.msg_hdr.msg_name = dest.as_ptr() as *mut libc::c_void;
-            msg.msg_hdr.msg_namelen = dest.len();
-            msg.msg_hdr.msg_iov = &mut iovs[i];
-            msg.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: each header points at one iovec over a live caller slice and at `dest`,
-        // all valid for the duration of the call; the kernel only reads the payloads.
-        let n = unsafe {
-            libc::sendmmsg(
-                fd.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                chunk.len() as libc::c_uint,
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return if sent > 0 { Ok(sent) } else { Err(err) };
-        }
-        sent += n as usize;
-        if (n as usize) < chunk.len() {
-            break;
-        }
-    }
-    Ok(sent)
-}
-
-/// What recvmmsg reported for one message: its length, sender, flags and control bytes.
-pub(crate) struct MmsgResult {
-    pub len: usize,
-    pub source: socket2::SockAddr,
-    pub flags: libc::c_int,
-    pub control: [u8; MMSG_CONTROL],
-    pub control_len: usize,
-}
-
-/// Control space per message of recvmmsg (IP_PKTINFO, SO_RXQ_OVFL, UDP_GRO).
-pub(crate) const MMSG_CONTROL: usize = 128;
-/// Messages per recvmmsg call. Its arrays live on the caller's stack, and every export
-/// must fit a 32 KiB thread stack: 16 keeps them near 6 KiB, and the system call cost
-/// is already spread thin at 16.
-pub(crate) const MMSG_MAX: usize = 16;
-
-/// Receives up to `bufs.len()` (at most 64) queued datagrams in one recvmmsg call without
-/// waiting, one per buffer; fills `out` in order and returns how many arrived.
-pub(crate) fn recvmmsg(
-    fd: BorrowedFd<'_>,
-    bufs: &mut [&mut [u8]],
-    out: &mut [MmsgResult],
-) -> io::Result<usize> {
-    let count = bufs.len().min(out.len()).min(MMSG_MAX);
-    let mut iovs: [libc::iovec; MMSG_MAX] = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MMSG_MAX];
-    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
-    let mut msgs: [libc::mmsghdr; MMSG_MAX] = unsafe { std::mem::zeroed() };
-    for i in 0..count {
-        iovs[i] = libc::iovec {
-            iov_base: bufs[i].as_mut_ptr().cast(),
-            iov_len: bufs[i].len(),
-        };
-        let hdr = &mut msgs[i].msg_hdr;
-        hdr.msg_name = out[i].source.as_ptr() as *mut libc::c_void;
-        hdr.msg_namelen = out[i].source.len();
-        hdr.msg_iov = &mut iovs[i];
-        hdr.msg_iovlen = 1;
-        hdr.msg_control = out[i].control.as_mut_ptr().cast();
-        hdr.msg_controllen = MMSG_CONTROL as _;
-    }
-    // SAFETY: every header points at live, exclusively borrowed buffers (payload, address
-    // storage, control) of the lengths given, for the duration of the call.
-    let n = unsafe {
-        libc::recvmmsg(
-            fd.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            count as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for i in 0..n as usize {
-        out[i].len = msgs[i].msg_len as usize;
-        out[i].flags = msgs[i].msg_hdr.msg_flags;
-        out[i].control_len = (msgs[i].msg_hdr.msg_controllen as usize).min(MMSG_CONTROL);
-    }
-    Ok(n as usize)
-}
-
 /// Waits until `fd` is readable (or hung up), or `timeout` passes. `None` waits forever.
 /// Returns whether it became readable. Retries on EINTR with the time that is left.
 /// ppoll takes nanoseconds, so the wait ends within the kernel's timer slack (50 us),
 /// not rounded up to a millisecond or a scheduler tick.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_readable_any(&[fd], timeout)
+}
+
+/// Waits until one of `fds` (at most 4) is readable, or `timeout` passes; as
+/// [`wait_readable`].
+pub(crate) fn wait_readable_any(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; 4];
+    let count = fds.len().min(pfds.len());
+    for (pfd, fd) in pfds.iter_mut().zip(fds) {
+        pfd.fd = fd.as_raw_fd();
+    }
     let deadline = timeout.map(|t| Instant::now().checked_add(t));
     loop {
         let left = match deadline {
             None | Some(None) => None,
             Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
         };
-        let spec = left.map(|left| libc::timespec {
-            tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_nsec: left.subsec_nanos() as _,
-        });
-        let spec_ptr = spec
-            .as_ref()
-            .map_or(std::ptr::null(), |s| s as *const libc::timespec);
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid, exclusively borrowed pollfd and `spec_ptr` NULL or a
-        // live timespec, for the whole call; a NULL signal mask leaves the mask alone.
-        let n = unsafe { libc::ppoll(&mut pfd, 1, spec_ptr, std::ptr::null()) };
-        match n {
-            n if n > 0 => return Ok(true),
-            0 => return Ok(false),
-            _ => {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
+        match poll(&mut pfds[..count], left) {
+            Ok(n) => return Ok(n > 0),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
         }
+    }
+}
+
+/// One poll: ppoll (nanoseconds) where the system has it, poll (milliseconds, rounded
+/// up so a wait never ends early) elsewhere.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+fn poll(pfds: &mut [libc::pollfd], left: Option<Duration>) -> io::Result<libc::c_int> {
+    let spec = left.map(|left| libc::timespec {
+        tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: left.subsec_nanos() as _,
+    });
+    let spec_ptr = spec
+        .as_ref()
+        .map_or(std::ptr::null(), |s| s as *const libc::timespec);
+    // SAFETY: `pfds` is a valid, exclusively borrowed array of its length and `spec_ptr`
+    // NULL or a live timespec, for the whole call; a NULL signal mask leaves the mask alone.
+    let n = unsafe {
+        libc::ppoll(
+            pfds.as_mut_ptr(),
+            pfds.len() as libc::nfds_t,
+            spec_ptr,
+            std::ptr::null(),
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn poll(pfds: &mut [libc::pollfd], left: Option<Duration>) -> io::Result<libc::c_int> {
+    let millis = left.map_or(-1, |left| {
+        let rounded_up = left.as_nanos().div_ceil(1_000_000);
+        libc::c_int::try_from(rounded_up).unwrap_or(libc::c_int::MAX)
+    });
+    // SAFETY: `pfds` is a valid, exclusively borrowed array of its length for the call.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, millis) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n)
     }
 }
 

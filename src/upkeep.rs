@@ -9,6 +9,9 @@
 //! was gone and is back, it joins again there. The thread sleeps in poll between
 //! announcements, so an idle process spends no CPU on it.
 //!
+//! Where the kernel announces nothing (the portable path, see `platform`), the same
+//! check runs when a group's membership state is asked for.
+//!
 //! It also re-announces memberships at an interval where a group asks for it: a leave
 //! and an immediate join, which makes the kernel send an unsolicited report, so a
 //! snooping switch without a querier keeps forwarding the group.
@@ -19,11 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
 use crate::interface::{self, Interface};
 use crate::membership::Membership;
-use crate::route;
+use crate::platform;
 use crate::sys;
 
 /// Whether a group's membership is in place now.
@@ -85,7 +88,7 @@ impl Watched {
     ) -> Arc<Watched> {
         let index = match (&membership.interface, &wanted) {
             (Some(i), _) => i.index,
-            (None, Wanted::Route) => route::interface_for(membership.group).unwrap_or(0),
+            (None, Wanted::Route) => platform::route_interface(membership.group).unwrap_or(0),
             (None, _) => 0,
         };
         let watched = Arc::new(Watched {
@@ -113,11 +116,21 @@ impl Watched {
     }
 
     pub(crate) fn status(&self) -> MembershipStatus {
+        self.check_without_events();
         self.lock().status
     }
 
     pub(crate) fn rejoins(&self) -> u64 {
+        self.check_without_events();
         self.rejoins.load(Ordering::Relaxed)
+    }
+
+    /// Where the kernel announces no interface changes (the portable path), a group is
+    /// checked, and joined again if need be, when its state is asked for.
+    fn check_without_events(&self) {
+        if !platform::capabilities().interface_events {
+            self.refresh(Instant::now());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -135,8 +148,9 @@ impl Watched {
         let socket = guard.as_ref()?;
         let mut state = self.lock();
         state.status = match found {
-            None => MembershipStatus::InterfaceGone,
-            Some(found) => {
+            Found::Unknown => state.status,
+            Found::Gone => MembershipStatus::InterfaceGone,
+            Found::Here(found) => {
                 let moved =
                     found.index != state.index || state.status == MembershipStatus::InterfaceGone;
                 if !moved {
@@ -163,17 +177,20 @@ impl Watched {
         state.next_announce
     }
 
-    /// The interface the group should be on now, if it exists.
-    fn find(&self) -> Option<Interface> {
+    /// The interface the group should be on now.
+    fn find(&self) -> Found {
         let v6 = self.group.is_ipv6();
-        match &self.wanted {
-            Wanted::Route => {
-                let index = route::interface_for(self.group).ok()?;
-                interface::resolve_index_for(index, v6).ok()
-            }
-            Wanted::Spec(spec) => interface::resolve_for(spec, v6).ok(),
-            Wanted::Index(index) => interface::resolve_index_for(*index, v6).ok(),
-        }
+        let found = match &self.wanted {
+            Wanted::Route => match platform::route_interface(self.group) {
+                Ok(index) => interface::resolve_index_for(index, v6),
+                // No route lookup on this system: the kernel's choice cannot be followed.
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Found::Unknown,
+                Err(_) => return Found::Gone,
+            },
+            Wanted::Spec(spec) => interface::resolve_for(spec, v6),
+            Wanted::Index(index) => interface::resolve_index_for(*index, v6),
+        };
+        found.map_or(Found::Gone, Found::Here)
     }
 
     /// Leaves the old interface (gone already, most likely) and joins on `found`.
@@ -193,6 +210,14 @@ impl Watched {
     }
 }
 
+/// Where the interface a group should be on stands now.
+enum Found {
+    Here(Interface),
+    Gone,
+    /// This system cannot tell (the kernel's route, on the portable path).
+    Unknown,
+}
+
 fn up_or_down(found: &Interface) -> MembershipStatus {
     if found.up {
         MembershipStatus::Joined
@@ -210,12 +235,31 @@ static REGISTRY: Mutex<Vec<Weak<Watched>>> = Mutex::new(Vec::new());
 // such thread until it joins a group of its own.
 static THREAD_GENERATION: AtomicU64 = AtomicU64::new(u64::MAX);
 
+// The sending end of the upkeep thread's wake-up socket pair: a new group with a
+// re-announcement interval wakes the thread, so its first deadline is counted in.
+static WAKER: Mutex<Option<Socket>> = Mutex::new(None);
+
 fn register(watched: &Arc<Watched>) {
     {
         let mut groups = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         groups.retain(|g| g.strong_count() > 0);
         groups.push(Arc::downgrade(watched));
     }
+    ensure_thread();
+    if watched.reannounce.is_some() {
+        if let Some(waker) = WAKER
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = waker.send(&[1]);
+        }
+    }
+}
+
+/// Starts this process's upkeep thread unless it runs: it waits for the kernel's
+/// announcements (where there are any), wake-ups and re-announcement deadlines.
+fn ensure_thread() {
     let generation = sys::fork_generation();
     let running = THREAD_GENERATION.load(Ordering::Acquire);
     if running == generation
@@ -225,55 +269,38 @@ fn register(watched: &Arc<Watched>) {
     {
         return;
     }
-    let started = subscribe().and_then(|events| {
+    let started = Socket::pair(Domain::UNIX, Type::DGRAM, None).and_then(|(waker, woken)| {
+        waker.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        // None on the portable path: the thread then serves re-announcements only.
+        let events = platform::subscribe_interface_changes().ok();
         std::thread::Builder::new()
             .name("libmulticast-upkeep".into())
             .stack_size(256 * 1024)
-            .spawn(move || run(events))
+            .spawn(move || run(events, woken))?;
+        Ok(waker)
     });
-    if started.is_err() {
+    match started {
+        Ok(waker) => *WAKER.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker),
         // Without it groups still work, they only do not rejoin; the next join tries again.
-        THREAD_GENERATION.store(running, Ordering::Release);
+        Err(_) => THREAD_GENERATION.store(running, Ordering::Release),
     }
 }
 
-/// An rtnetlink socket that hears link, address and route changes.
-fn subscribe() -> std::io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::from(libc::AF_NETLINK),
-        Type::RAW.cloexec(),
-        Some(Protocol::from(libc::NETLINK_ROUTE)),
-    )?;
-    // Bound first: bind sets the first 32 groups from its address, clearing any added.
-    sys::bind_netlink(socket.as_fd())?;
-    for group in [
-        libc::RTNLGRP_LINK,
-        libc::RTNLGRP_IPV4_IFADDR,
-        libc::RTNLGRP_IPV6_IFADDR,
-        libc::RTNLGRP_IPV4_ROUTE,
-        libc::RTNLGRP_IPV6_ROUTE,
-    ] {
-        sys::set_int_option(
-            socket.as_fd(),
-            libc::SOL_NETLINK,
-            libc::NETLINK_ADD_MEMBERSHIP,
-            group as libc::c_int,
-        )?;
-    }
-    socket.set_nonblocking(true)?;
-    Ok(socket)
-}
-
-fn run(events: Socket) {
+fn run(events: Option<Socket>, woken: Socket) {
     let mut next: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
+        let mut fds = vec![woken.as_fd()];
+        fds.extend(events.as_ref().map(|e| e.as_fd()));
         // An error here (EINTR) only means "look again".
-        let _ = sys::wait_readable(events.as_fd(), wait);
+        let _ = sys::wait_readable_any(&fds, wait);
         // Drain the burst (a re-created interface brings several announcements); an
         // overrun (ENOBUFS) also means "something changed".
-        while events.recv(sys::as_uninit_mut(&mut buf)).is_ok() {}
+        for socket in std::iter::once(&woken).chain(events.as_ref()) {
+            while socket.recv(sys::as_uninit_mut(&mut buf)).is_ok() {}
+        }
         next = refresh_all(Instant::now());
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{require_private_netns, test_addr, test_iface, unique_port};
-use multicast::{Group, JoinOptions, Received, Timeout};
+use multicast::{capabilities, Group, JoinOptions, Received, Timeout};
 
 const WAIT: Timeout = Timeout::After(Duration::from_secs(5));
 
@@ -96,8 +96,13 @@ fn receive_batch_fills_slots_with_metadata() {
         for (buf, r) in bufs.iter().zip(&received).take(n) {
             let r = r.expect("filled slot");
             assert_eq!(r.source.to_string(), format!("{}:{port}", test_addr()));
-            assert_eq!(r.destination.unwrap().to_string(), "239.5.1.2");
-            assert_eq!(r.interface_index, Some(g.interface().unwrap().index));
+            if capabilities().packet_info {
+                assert_eq!(r.destination.unwrap().to_string(), "239.5.1.2");
+                assert_eq!(r.interface_index, Some(g.interface().unwrap().index));
+            } else {
+                // The documented stand-in where the system reports neither.
+                assert_eq!((r.destination, r.interface_index), (None, None));
+            }
             got.push(buf[..r.len].to_vec());
         }
     }
@@ -144,9 +149,14 @@ fn dropped_counter_shows_overflow() {
     // The kernel reports the count with the next datagram queued after the drops.
     sender.send(b"after").unwrap();
     assert_eq!(small.receive_message(WAIT).unwrap().unwrap().data, b"after");
+    let expected = if capabilities().drop_count {
+        500 - received
+    } else {
+        0 // the documented value where the system counts no drops
+    };
     assert_eq!(
         small.dropped() as usize,
-        500 - received,
+        expected,
         "dropped + received = sent"
     );
 }
@@ -186,7 +196,9 @@ fn receive_batch_with_large_buffers_uses_one_call_and_loses_nothing() {
         assert!(n > 0);
         for (buf, r) in bufs.iter().zip(&received).take(n) {
             let r = r.unwrap();
-            assert_eq!(r.destination.unwrap().to_string(), "239.5.1.6");
+            if capabilities().packet_info {
+                assert_eq!(r.destination.unwrap().to_string(), "239.5.1.6");
+            }
             assert_eq!(r.source.to_string(), format!("{}:{port}", test_addr()));
             got.push(buf[..r.len].to_vec());
         }

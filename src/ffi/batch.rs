@@ -18,7 +18,7 @@ use crate::message;
 const CHUNK: usize = 64;
 /// Slots received per core call: one recvmmsg's worth. Its arrays are on the stack, which
 /// every export keeps within a 32 KiB thread stack.
-const RECEIVE_CHUNK: usize = crate::sys::MMSG_MAX;
+const RECEIVE_CHUNK: usize = crate::platform::MMSG_MAX;
 
 /// One datagram of mc_send_batch: `len` bytes at `data` (NULL allowed when `len` is 0).
 #[repr(C)]

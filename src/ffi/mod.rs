@@ -12,6 +12,7 @@ use std::ffi::{c_char, c_void, CStr};
 use crate::error::{Error, ErrorKind};
 
 mod batch;
+mod capabilities;
 mod group;
 mod membership;
 mod options;

@@ -65,8 +65,9 @@ pub struct mc_join_options {
 // ABI pads them differently (a double would be 4-aligned on i686, 8 on armv7).
 // Hand-written mirrors (the Python binding's ctypes structure, the fuzz target, the C
 // test) assert the same sizes.
-const V1_SIZE: usize = std::mem::offset_of!(mc_join_options, rejoin);
-const _: () = assert!(V1_SIZE == if usize::BITS == 64 { 56 } else { 32 });
+const _: () = assert!(
+    std::mem::offset_of!(mc_join_options, rejoin) == if usize::BITS == 64 { 56 } else { 32 }
+);
 const _: () =
     assert!(std::mem::size_of::<mc_join_options>() == if usize::BITS == 64 { 64 } else { 40 });
 

@@ -27,6 +27,7 @@ __all__ = [
     "join", "Group", "MulticastError", "InvalidArgumentError", "NotMulticastError",
     "InterfaceError", "MessageTooLargeError", "BufferTooSmallError", "InvalidJSONError",
     "ClosedError", "MulticastIOError", "InternalError", "MAX_MESSAGE_SIZE", "Message", "version",
+    "capabilities",
 ]
 
 MAX_MESSAGE_SIZE = 65507
@@ -111,6 +112,11 @@ _lib.mc_fd.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int)]
 _lib.mc_receive_buffer_size.argtypes = [_group_p, ctypes.POINTER(ctypes.c_size_t)]
 _lib.mc_membership.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_uint64)]
 _lib.mc_membership.restype = ctypes.c_int
+_lib.mc_capabilities.argtypes = [ctypes.POINTER(ctypes.c_uint32)]
+_lib.mc_capabilities.restype = ctypes.c_int
+# mc_capability bits (never renumbered).
+_CAPABILITIES = {1: "drop_count", 2: "packet_info", 4: "gro", 8: "gso", 16: "batch_syscalls",
+                 32: "interface_events"}
 # mc_membership_status, by value (never renumbered).
 _MEMBERSHIP = {0: "joined", 1: "interface_down", 2: "interface_gone"}
 for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "mc_join_options_init",
@@ -370,6 +376,16 @@ class Group:
 
     def __repr__(self):
         return f"<libmulticast.Group {self.local_addr}>"
+
+
+def capabilities() -> frozenset:
+    """What the loaded library can do on this system beyond the portable baseline:
+    names from "drop_count", "packet_info", "gro", "gso", "batch_syscalls" and
+    "interface_events" (all on Linux). Where one is absent, the same calls work with the
+    stand-in the C header documents for it (mc_capability)."""
+    bits = ctypes.c_uint32(0)
+    _check(_lib.mc_capabilities(ctypes.byref(bits)))
+    return frozenset(name for bit, name in _CAPABILITIES.items() if bits.value & bit)
 
 
 def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int = 1, loopback: bool = True,

@@ -25,7 +25,7 @@ const RTA_OIF: u16 = 4;
 pub(crate) fn interface_for(destination: IpAddr) -> io::Result<u32> {
     let socket = Socket::new(
         Domain::from(libc::AF_NETLINK),
-        Type::RAW.cloexec(),
+        Type::RAW,
         Some(Protocol::from(libc::NETLINK_ROUTE)),
     )?;
     // The kernel answers at once; the bound only keeps a broken kernel from hanging a join.
