@@ -37,7 +37,8 @@
 
 /**
  * The mc_join_options layout this header describes. Pass it to mc_join_options_init.
- * Version 2 appended `rejoin` and `reannounce_seconds`; version 1 is unchanged.
+ * Version 2 appended `rejoin`, `reannounce_seconds`, `max_datagrams_per_second` and
+ * `max_bytes_per_second`; version 1 is unchanged.
  */
 #define MC_JOIN_OPTIONS_VERSION 2
 
@@ -108,6 +109,12 @@ typedef enum mc_status {
    * A bug in libmulticast (a caught panic); never expected.
    */
   MC_ERR_INTERNAL = -9,
+  /**
+   * A send over the group's send-rate limit (mc_join_options.max_datagrams_per_second
+   * or max_bytes_per_second); nothing was sent. Sending may succeed again once the
+   * budget refills.
+   */
+  MC_ERR_RATE_LIMITED = -10,
 } mc_status;
 
 /**
@@ -284,6 +291,16 @@ typedef struct mc_join_options {
    * handle is not a member). 60 suits: snooping switches forget after about 260 s.
    */
   uint32_t reannounce_seconds;
+  /**
+   * (Version 2.) Send budget: at most this many datagrams per second, as a token
+   * bucket holding one second's worth (0: no limit, default). A send over it fails
+   * with MC_ERR_RATE_LIMITED and sends nothing; mc_send_batch sends what it allows.
+   */
+  uint32_t max_datagrams_per_second;
+  /**
+   * (Version 2.) Send budget in payload bytes per second, as above (0: no limit).
+   */
+  uint32_t max_bytes_per_second;
 } mc_join_options;
 
 #ifdef __cplusplus

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Closed,
     /// The operating system refused; the message carries its text.
     Io,
+    /// A send over the group's send-rate limit (a join option); nothing was sent.
+    RateLimited,
 }
 
 /// An error with its kind and a one-line message naming the cause; for
@@ -141,6 +143,7 @@ impl From<Error> for io::Error {
             (ErrorKind::Interface, _) => io::ErrorKind::AddrNotAvailable,
             (ErrorKind::InvalidJson, _) => io::ErrorKind::InvalidData,
             (ErrorKind::Closed, _) => io::ErrorKind::NotConnected,
+            (ErrorKind::RateLimited, _) => io::ErrorKind::WouldBlock,
             (ErrorKind::Io, None) => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)

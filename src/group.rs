@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use socket2::{SockAddr, Socket};
 
 use crate::address::{self, Timeout};
+use crate::budget::Budget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::{self, Interface};
 use crate::membership::Membership;
@@ -78,6 +79,8 @@ pub struct Group {
     gso_size_limit: AtomicUsize,
     // The kernel's last reported count of datagrams dropped for a full buffer.
     dropped: AtomicU32,
+    // The send-rate limit of the join options, if any.
+    budget: Option<Mutex<Budget>>,
     destination: SockAddr,
     group: IpAddr,
     // The membership as it stands, kept in place by the upkeep thread.
@@ -162,6 +165,11 @@ impl Group {
             gso: AtomicBool::new(true),
             gso_size_limit: AtomicUsize::new(usize::MAX),
             dropped: AtomicU32::new(0),
+            budget: Budget::new(
+                options.max_datagrams_per_second,
+                options.max_bytes_per_second,
+            )
+            .map(Mutex::new),
             destination: membership.destination(port),
             group,
             upkeep,
@@ -177,6 +185,7 @@ impl Group {
         message::check_size_for(data.len(), self.max_message)?;
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
+        self.spend([data.len()])?;
         match socket.send_to(data, &self.destination) {
             Ok(_) => Ok(()),
             Err(_) if self.is_closed() => Err(Error::closed("send")),
@@ -259,6 +268,8 @@ impl Group {
         }
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
+        let allowed = self.spend(datagrams.iter().map(|d| d.len()))?;
+        let datagrams = &datagrams[..allowed];
         let mut sent = 0;
         while sent < datagrams.len() {
             let rest = &datagrams[sent..];
@@ -288,6 +299,19 @@ impl Group {
             }
         }
         Ok(sent)
+    }
+
+    /// How many datagrams of these sizes the send budget allows now (all, without one);
+    /// `ErrorKind::RateLimited` when it allows none.
+    fn spend(&self, sizes: impl IntoIterator<Item = usize>) -> Result<usize> {
+        let sizes = sizes.into_iter();
+        match &self.budget {
+            None => Ok(sizes.count()),
+            Some(budget) => budget
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(sizes, Instant::now()),
+        }
     }
 
     /// How many datagrams from the start of `rest` one GSO send can carry here (1: none).

@@ -29,6 +29,7 @@ pub mod interface;
 pub mod message;
 pub mod options;
 
+mod budget;
 mod membership;
 mod platform;
 mod upkeep;

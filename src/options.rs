@@ -58,6 +58,13 @@ pub struct JoinOptions {
     /// networks with a querier need none, and each announcement leaves a moment of
     /// microseconds in which this socket is not a member. At least 1 s; 60 s suits.
     pub reannounce: Option<Duration>,
+    /// Send budget: at most this many datagrams per second (0: no limit), as a token
+    /// bucket holding one second's worth. A send over it fails with
+    /// [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) and sends nothing; a
+    /// batch sends what the budget allows. For hosts that run untrusted code.
+    pub max_datagrams_per_second: u32,
+    /// Send budget in payload bytes per second (0: no limit), as above.
+    pub max_bytes_per_second: u32,
 }
 
 impl Default for JoinOptions {
@@ -73,6 +80,8 @@ impl Default for JoinOptions {
             source: String::new(),
             rejoin: true,
             reannounce: None,
+            max_datagrams_per_second: 0,
+            max_bytes_per_second: 0,
         }
     }
 }
@@ -129,6 +138,13 @@ impl JoinOptions {
     /// Whether to join again when the interface comes back (default on).
     pub fn rejoin(mut self, on: bool) -> Self {
         self.rejoin = on;
+        self
+    }
+
+    /// Limits sends to `datagrams` and `bytes` per second (0: no limit on that count).
+    pub fn send_limit(mut self, datagrams: u32, bytes: u32) -> Self {
+        self.max_datagrams_per_second = datagrams;
+        self.max_bytes_per_second = bytes;
         self
     }
 

@@ -304,3 +304,59 @@ fn timed_receives_in_turn_each_honour_their_timeout() {
         b"after timeouts"
     );
 }
+
+/// A flood is held to the send budget: over any stretch, what goes out is at most one
+/// second's worth plus the rate times the time elapsed, every refusal is RateLimited
+/// with nothing sent, and the receiver gets exactly what was accepted.
+#[test]
+fn send_budget_holds_a_flood_to_its_rate() {
+    require_private_netns();
+    let port = unique_port();
+    const RATE: u32 = 100;
+    let listener = Group::join_with(
+        "239.1.1.40",
+        port,
+        &JoinOptions::default().receive_buffer(4 << 20),
+    )
+    .unwrap();
+    let sender = Group::join_with(
+        "239.1.1.40",
+        port,
+        &JoinOptions::default().send_limit(RATE, 0),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    while start.elapsed() < Duration::from_millis(500) {
+        match sender.send(b"flood") {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let ceiling = f64::from(RATE) * (1.0 + elapsed) + 1.0;
+    println!("{accepted} accepted, {refused} refused in {elapsed:.3} s (ceiling {ceiling:.0})");
+    assert!(
+        accepted as f64 <= ceiling,
+        "{accepted} accepted over {elapsed} s"
+    );
+    assert!(accepted > u64::from(RATE), "the budget refills: {accepted}");
+    assert!(refused > 0);
+    let mut heard = 0u64;
+    while listener
+        .receive_message(Timeout::After(Duration::from_millis(300)))
+        .unwrap()
+        .is_some()
+    {
+        heard += 1;
+    }
+    // (The kernel may drop some for a full buffer; those it counts.)
+    assert_eq!(
+        heard + u64::from(listener.dropped()),
+        accepted,
+        "what was accepted went out, nothing else"
+    );
+}

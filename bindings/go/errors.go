@@ -21,6 +21,7 @@ const (
 	StatusClosed          Status = C.MC_ERR_CLOSED
 	StatusIO              Status = C.MC_ERR_IO
 	StatusInternal        Status = C.MC_ERR_INTERNAL
+	StatusRateLimited     Status = C.MC_ERR_RATE_LIMITED
 )
 
 // One sentinel per error status, for errors.Is.
@@ -34,6 +35,7 @@ var (
 	ErrClosed          = errors.New("group is closed")
 	ErrIO              = errors.New("I/O error")
 	ErrInternal        = errors.New("internal error")
+	ErrRateLimited     = errors.New("send rate limited")
 )
 
 var sentinels = map[Status]error{
@@ -46,6 +48,7 @@ var sentinels = map[Status]error{
 	StatusClosed:          ErrClosed,
 	StatusIO:              ErrIO,
 	StatusInternal:        ErrInternal,
+	StatusRateLimited:     ErrRateLimited,
 }
 
 // Error is a failed call: its status and libmulticast's message.

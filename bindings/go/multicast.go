@@ -36,7 +36,8 @@ static gomc_result gomc_done(mc_status s) {
 static gomc_result gomc_join_with_options(const char *group, int32_t port, const char *iface,
                                           uint32_t index, int32_t ttl, bool loopback,
                                           size_t receive_buffer, bool gro, const char *source,
-                                          bool rejoin, uint32_t reannounce) {
+                                          bool rejoin, uint32_t reannounce,
+                                          uint32_t max_datagrams, uint32_t max_bytes) {
 	mc_join_options o;
 	mc_group *g = NULL;
 	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
@@ -50,6 +51,8 @@ static gomc_result gomc_join_with_options(const char *group, int32_t port, const
 		o.source_address = source;
 		o.rejoin = rejoin;
 		o.reannounce_seconds = reannounce;
+		o.max_datagrams_per_second = max_datagrams;
+		o.max_bytes_per_second = max_bytes;
 		s = mc_join_with_options(group, port, &o, &g);
 	}
 	gomc_result r = gomc_done(s);
@@ -162,6 +165,11 @@ type JoinOptions struct {
 	// Reannounce: announce the membership again at this interval (whole seconds, at
 	// least 1), for LANs whose snooping switches have no querier; 0 for never (the default).
 	Reannounce time.Duration
+	// MaxDatagramsPerSecond and MaxBytesPerSecond: a send budget (0: no limit), as a
+	// token bucket holding one second's worth; a send over it fails with
+	// ErrRateLimited and sends nothing.
+	MaxDatagramsPerSecond uint32
+	MaxBytesPerSecond     uint32
 }
 
 // JoinWithOptions joins as Join does, with the interface, TTL, loopback and receive
@@ -200,7 +208,8 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	defer C.free(unsafe.Pointer(cSource))
 	r := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
 		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO), cSource,
-		C.bool(!opts.NoRejoin), C.uint32_t(reannounce))
+		C.bool(!opts.NoRejoin), C.uint32_t(reannounce),
+		C.uint32_t(opts.MaxDatagramsPerSecond), C.uint32_t(opts.MaxBytesPerSecond))
 	if r.status != C.MC_OK {
 		return nil, newError(r)
 	}

@@ -83,14 +83,21 @@ func TestFdReadinessAndReceiveNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	readable := func(wait time.Duration) bool {
-		var set syscall.FdSet
-		set.Bits[fd/64] |= 1 << (uint(fd) % 64)
-		tv := syscall.NsecToTimeval(wait.Nanoseconds())
-		n, err := syscall.Select(fd+1, &set, nil, nil, &tv)
-		if err != nil {
-			t.Fatal(err)
+		deadline := time.Now().Add(wait)
+		for {
+			var set syscall.FdSet
+			set.Bits[fd/64] |= 1 << (uint(fd) % 64)
+			tv := syscall.NsecToTimeval(max(time.Until(deadline), 0).Nanoseconds())
+			n, err := syscall.Select(fd+1, &set, nil, nil, &tv)
+			// The Go runtime's preemption signals interrupt select: wait out the rest.
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
 		}
-		return n == 1
 	}
 	if readable(0) {
 		t.Fatal("readable before any send")
@@ -208,5 +215,20 @@ func TestReceiveBatch(t *testing.T) {
 	}
 	if batch, err := g.ReceiveBatch(5*time.Second, 4, 65535); err != nil || len(batch) != 1 || len(batch[0].Data) != 2000 {
 		t.Fatalf("the queued datagram after the refusals: %v, %v", batch, err)
+	}
+}
+
+// A send budget refuses what is over it with ErrRateLimited and sends nothing.
+func TestSendBudget(t *testing.T) {
+	g := joinWith(t, "239.3.1.9", 9960, multicast.JoinOptions{MaxBytesPerSecond: 10, MaxDatagramsPerSecond: 100})
+	if err := g.Send("eleven byte"); !errors.Is(err, multicast.ErrRateLimited) {
+		t.Fatalf("Send over the byte budget: %v", err)
+	}
+	if err := g.Send("ten bytes!"); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := g.Receive(5 * time.Second)
+	if err != nil || msg == nil || string(msg.Data) != "ten bytes!" {
+		t.Fatalf("%v, %v", msg, err)
 	}
 }

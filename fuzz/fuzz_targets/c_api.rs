@@ -23,11 +23,13 @@ struct JoinOptions {
     source_address: *const c_char,
     rejoin: bool,
     reannounce_seconds: u32,
+    max_datagrams_per_second: u32,
+    max_bytes_per_second: u32,
 }
 
 // Mirrors the C layouts (see src/ffi/options.rs): version 1 is the first 56 bytes.
 const _: () = assert!(std::mem::offset_of!(JoinOptions, rejoin) == 56);
-const _: () = assert!(std::mem::size_of::<JoinOptions>() == 64);
+const _: () = assert!(std::mem::size_of::<JoinOptions>() == 72);
 
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
 #[allow(non_camel_case_types)]
@@ -166,6 +168,12 @@ fuzz_target!(|input: (
             };
             options.rejoin = index % 2 == 1;
             options.reannounce_seconds = if index % 5 == 0 { ttl as u32 } else { 0 };
+            options.max_datagrams_per_second = if index % 3 == 1 { index } else { 0 };
+            options.max_bytes_per_second = if index % 3 == 2 {
+                receive_buffer as u32
+            } else {
+                0
+            };
             mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
         };
         if status != MC_OK {

@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::options::{JoinOptions, DEFAULT_TTL};
 
 /// The mc_join_options layout this header describes. Pass it to mc_join_options_init.
-/// Version 2 appended `rejoin` and `reannounce_seconds`; version 1 is unchanged.
+/// Version 2 appended `rejoin`, `reannounce_seconds`, `max_datagrams_per_second` and
+/// `max_bytes_per_second`; version 1 is unchanged.
 pub const MC_JOIN_OPTIONS_VERSION: u32 = 2;
 
 /// Options for mc_join_with_options. Declare one, call mc_join_options_init on it, then
@@ -57,11 +58,17 @@ pub struct mc_join_options {
     /// need none, and each announcement leaves a moment of microseconds in which this
     /// handle is not a member). 60 suits: snooping switches forget after about 260 s.
     pub reannounce_seconds: u32,
+    /// (Version 2.) Send budget: at most this many datagrams per second, as a token
+    /// bucket holding one second's worth (0: no limit, default). A send over it fails
+    /// with MC_ERR_RATE_LIMITED and sends nothing; mc_send_batch sends what it allows.
+    pub max_datagrams_per_second: u32,
+    /// (Version 2.) Send budget in payload bytes per second, as above (0: no limit).
+    pub max_bytes_per_second: u32,
 }
 
 // The layouts are fixed once released: version 1 ends with source_address (56 bytes
 // where pointers and size_t are 8 bytes: LP64 and Windows' LLP64; 32 where they are 4),
-// version 2 is the whole struct (64; 40). Only 32-bit fields follow the pointers, so no
+// version 2 is the whole struct (72; 48). Only 32-bit fields follow the pointers, so no
 // ABI pads them differently (a double would be 4-aligned on i686, 8 on armv7).
 // Hand-written mirrors (the Python binding's ctypes structure, the fuzz target, the C
 // test) assert the same sizes.
@@ -69,7 +76,7 @@ const _: () = assert!(
     std::mem::offset_of!(mc_join_options, rejoin) == if usize::BITS == 64 { 56 } else { 32 }
 );
 const _: () =
-    assert!(std::mem::size_of::<mc_join_options>() == if usize::BITS == 64 { 64 } else { 40 });
+    assert!(std::mem::size_of::<mc_join_options>() == if usize::BITS == 64 { 72 } else { 48 });
 
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
 /// no interface, TTL 1, loopback on, the kernel's receive buffer.
@@ -102,6 +109,8 @@ pub unsafe extern "C" fn mc_join_options_init(
         if version >= 2 {
             addr_of_mut!((*options).rejoin).write(true);
             addr_of_mut!((*options).reannounce_seconds).write(0);
+            addr_of_mut!((*options).max_datagrams_per_second).write(0);
+            addr_of_mut!((*options).max_bytes_per_second).write(0);
         }
         Ok(mc_status::MC_OK)
     }
@@ -155,6 +164,9 @@ pub(super) unsafe fn to_join_options(
         join.rejoin = std::ptr::addr_of!((*options).rejoin).read();
         let seconds = std::ptr::addr_of!((*options).reannounce_seconds).read();
         join.reannounce = (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)));
+        join.max_datagrams_per_second =
+            std::ptr::addr_of!((*options).max_datagrams_per_second).read();
+        join.max_bytes_per_second = std::ptr::addr_of!((*options).max_bytes_per_second).read();
     }
     Ok(join)
 }

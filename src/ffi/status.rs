@@ -35,6 +35,10 @@ pub enum mc_status {
     MC_ERR_IO = -8,
     /// A bug in libmulticast (a caught panic); never expected.
     MC_ERR_INTERNAL = -9,
+    /// A send over the group's send-rate limit (mc_join_options.max_datagrams_per_second
+    /// or max_bytes_per_second); nothing was sent. Sending may succeed again once the
+    /// budget refills.
+    MC_ERR_RATE_LIMITED = -10,
 }
 
 // The constants below reach C through the header only, hence dead code to rustc.
@@ -65,6 +69,7 @@ impl From<ErrorKind> for mc_status {
             ErrorKind::InvalidJson => mc_status::MC_ERR_INVALID_JSON,
             ErrorKind::Closed => mc_status::MC_ERR_CLOSED,
             ErrorKind::Io => mc_status::MC_ERR_IO,
+            ErrorKind::RateLimited => mc_status::MC_ERR_RATE_LIMITED,
         }
     }
 }
@@ -119,6 +124,7 @@ fn teardown_text(status: c_int) -> &'static str {
         -7 => "group is closed (details unavailable: the thread is exiting)\0",
         -8 => "operating system error (details unavailable: the thread is exiting)\0",
         -9 => "internal error (details unavailable: the thread is exiting)\0",
+        -10 => "send rate limited (details unavailable: the thread is exiting)\0",
         _ => "\0",
     }
 }
@@ -165,6 +171,7 @@ pub extern "C" fn mc_status_str(status: c_int) -> *const c_char {
             -7 => "MC_ERR_CLOSED\0",
             -8 => "MC_ERR_IO\0",
             -9 => "MC_ERR_INTERNAL\0",
+            -10 => "MC_ERR_RATE_LIMITED\0",
             _ => "MC_UNKNOWN_STATUS\0",
         };
         name.as_ptr().cast()
@@ -207,6 +214,7 @@ mod tests {
             (mc_status::MC_ERR_CLOSED, "MC_ERR_CLOSED"),
             (mc_status::MC_ERR_IO, "MC_ERR_IO"),
             (mc_status::MC_ERR_INTERNAL, "MC_ERR_INTERNAL"),
+            (mc_status::MC_ERR_RATE_LIMITED, "MC_ERR_RATE_LIMITED"),
         ];
         for (status, text) in all {
             assert_eq!(name(status as c_int), text);

@@ -18,7 +18,7 @@
 #define WIDE (sizeof(void *) == 8)
 
 STATIC_ASSERT(offsetof(mc_join_options, rejoin) == (WIDE ? 56 : 32), "mc_join_options v1 layout");
-STATIC_ASSERT(sizeof(mc_join_options) == (WIDE ? 64 : 40), "mc_join_options v2 layout");
+STATIC_ASSERT(sizeof(mc_join_options) == (WIDE ? 72 : 48), "mc_join_options v2 layout");
 STATIC_ASSERT(sizeof(mc_status) == sizeof(int), "mc_status is an int");
 STATIC_ASSERT(MC_SOURCE_MAX == 64, "MC_SOURCE_MAX");
 

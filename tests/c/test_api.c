@@ -22,7 +22,7 @@
 /* The released layouts are fixed (64-bit): version 1 is the 56 bytes up to source_address,
  * version 2 the whole struct. The Rust side and every mirror assert the same. */
 _Static_assert(offsetof(mc_join_options, rejoin) == (sizeof(void *) == 8 ? 56 : 32), "mc_join_options v1 layout changed");
-_Static_assert(sizeof(mc_join_options) == (sizeof(void *) == 8 ? 64 : 40), "mc_join_options v2 layout changed");
+_Static_assert(sizeof(mc_join_options) == (sizeof(void *) == 8 ? 72 : 48), "mc_join_options v2 layout changed");
 
 #define CHECK_STATUS(expr, want)                                                        \
     do {                                                                                \
@@ -436,6 +436,17 @@ static void test_join_options(void) {
     mc_free(from_v1);
     free(v1);
 
+    /* A send budget: one call takes its tokens at one instant, so these counts are exact. */
+    mc_join_options limited = default_options();
+    limited.max_datagrams_per_second = 2;
+    mc_group *budgeted = NULL;
+    CHECK_STATUS(mc_join_with_options("239.1.3.3", next_port++, &limited, &budgeted), MC_OK);
+    mc_datagram five[5] = {{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}, {"e", 1}};
+    size_t sent = 0;
+    CHECK_STATUS(mc_send_batch(budgeted, five, 5, &sent), MC_OK);
+    CHECK(sent == 2);
+    mc_free(budgeted);
+
     /* Defaults and NULL options both behave as mc_join. */
     mc_group *g = NULL;
     int port = next_port++;
@@ -642,6 +653,14 @@ static void test_catalogue_batches(void) {
     CATALOGUE("`mc_dropped` out NULL", mc_dropped(g, NULL), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_dropped` group NULL", mc_dropped(NULL, &dropped), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_capabilities` out NULL", mc_capabilities(NULL), MC_ERR_INVALID_ARGUMENT);
+    mc_join_options tight = default_options();
+    tight.max_bytes_per_second = 10;
+    mc_group *budgeted = NULL;
+    CHECK_STATUS(mc_join_with_options("239.1.3.5", next_port++, &tight, &budgeted), MC_OK);
+    CATALOGUE("`mc_send` 11 bytes, max_bytes_per_second 10", mc_send(budgeted, "eleven byte", 11), MC_ERR_RATE_LIMITED);
+    mc_datagram eleven = {"eleven byte", 11};
+    CATALOGUE("`mc_send_batch` over max_bytes_per_second", mc_send_batch(budgeted, &eleven, 1, &n), MC_ERR_RATE_LIMITED);
+    mc_free(budgeted);
     mc_close(g);
     CATALOGUE("`mc_send_batch` after close", mc_send_batch(g, &one, 1, &n), MC_ERR_CLOSED);
     mc_free(g);

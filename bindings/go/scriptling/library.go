@@ -37,47 +37,69 @@ const (
 var (
 	library     *object.Library
 	libraryOnce sync.Once
+	cleanupOnce sync.Once
 	// open holds every group not yet closed, so extlibs.ResetRuntime can close them.
 	open = struct {
 		sync.Mutex
-		m map[*mc.Group]struct{}
-	}{m: make(map[*mc.Group]struct{})}
+		m map[*mc.Group]*policy
+	}{m: make(map[*mc.Group]*policy)}
 )
 
-// Register registers scriptling.net.multicast with registrar (a *scriptling.Scriptling).
-// The library is built once per process; extlibs.ResetRuntime closes every open group.
+// Register registers scriptling.net.multicast with registrar (a *scriptling.Scriptling),
+// with no host policy. The library is built once per process; extlibs.ResetRuntime
+// closes every open group.
 func Register(registrar interface{ RegisterLibrary(*object.Library) }) {
 	libraryOnce.Do(func() {
-		library = buildLibrary()
+		library = buildLibrary(&policy{})
 		extlibs.RegisterCleanup(closeAll)
 	})
 	registrar.RegisterLibrary(library)
 }
 
+// RegisterWithOptions registers scriptling.net.multicast with registrar under the host's
+// policy opts (see Options), which holds for every script that registrar runs. It fails
+// only for options that make no sense (a port range outside 1..65535, a prefix that is
+// not multicast). extlibs.ResetRuntime closes every open group.
+func RegisterWithOptions(registrar interface{ RegisterLibrary(*object.Library) }, opts Options) error {
+	p, err := newPolicy(opts)
+	if err != nil {
+		return err
+	}
+	cleanupOnce.Do(func() { extlibs.RegisterCleanup(closeAll) })
+	registrar.RegisterLibrary(buildLibrary(p))
+	return nil
+}
+
 func closeAll() {
 	open.Lock()
 	defer open.Unlock()
-	for g := range open.m {
+	for g, p := range open.m {
 		g.Close()
+		p.release()
 	}
-	open.m = make(map[*mc.Group]struct{})
+	open.m = make(map[*mc.Group]*policy)
 }
 
-func track(g *mc.Group) {
+// track records an open group and the policy whose open-group slot it holds.
+func track(g *mc.Group, p *policy) {
 	open.Lock()
-	open.m[g] = struct{}{}
+	open.m[g] = p
 	open.Unlock()
 }
 
+// untrack forgets a closed group and gives its slot back, once.
 func untrack(g *mc.Group) {
 	open.Lock()
-	delete(open.m, g)
+	if p, ok := open.m[g]; ok {
+		delete(open.m, g)
+		p.release()
+	}
 	open.Unlock()
 }
 
-func buildLibrary() *object.Library {
+func buildLibrary(p *policy) *object.Library {
 	return object.NewLibrary(LibraryName, map[string]*object.Builtin{
-		"join": {Fn: join, HelpText: joinHelp},
+		"join": {Fn: joinFn(p), HelpText: joinHelp},
 	}, nil, LibraryDesc)
 }
 
@@ -117,7 +139,13 @@ func argument(args []object.Object, kwargs object.Kwargs, i int, name string) ob
 	return nil
 }
 
-func join(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
+func joinFn(p *policy) func(context.Context, object.Kwargs, ...object.Object) object.Object {
+	return func(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
+		return join(ctx, p, kwargs, args...)
+	}
+}
+
+func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.Object) object.Object {
 	if err := scerrors.MinArgs(args, 1); err != nil {
 		return err
 	}
@@ -151,13 +179,22 @@ func join(ctx context.Context, kwargs object.Kwargs, args ...object.Object) obje
 			opts.TTL = int(v)
 		}
 	}
+	if err := p.check(groupAddr, int(port), opts.Interface, opts.TTL); err != nil {
+		return scerrors.NewError("%s", err.Error())
+	}
+	if err := p.reserve(); err != nil {
+		return scerrors.NewError("%s", err.Error())
+	}
+	opts.MaxDatagramsPerSecond = p.MaxDatagramsPerSecond
+	opts.MaxBytesPerSecond = p.MaxBytesPerSecond
 	var g *mc.Group
 	var err error
 	object.RunBlocking(ctx, func() { g, err = mc.JoinWithOptions(groupAddr, int(port), opts) })
 	if err != nil {
+		p.release()
 		return scerrors.NewError("%s", joinErrorText(groupAddr, err))
 	}
-	track(g)
+	track(g, p)
 	return groupObject(g, groupAddr)
 }
 

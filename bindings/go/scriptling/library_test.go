@@ -2,8 +2,10 @@ package multicast_test
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -582,5 +584,111 @@ g.close()
 				t.Fatalf("got %q (error %q), want %q", out, err, impl.want)
 			}
 		})
+	}
+}
+
+// runWith evaluates script on an interpreter registered under opts.
+func runWith(t *testing.T, opts scriptlingmulticast.Options, script string) (string, string) {
+	t.Helper()
+	var regErr error
+	out, errText := run(t, func(p *scriptling.Scriptling) {
+		regErr = scriptlingmulticast.RegisterWithOptions(p, opts)
+	}, "import scriptling.net.multicast as mc\n"+script)
+	if regErr != nil {
+		t.Fatalf("RegisterWithOptions: %v", regErr)
+	}
+	return out, errText
+}
+
+// The host's policy: each rule refuses with an error naming it, before any socket
+// (the unknown interface nope0 would fail the join itself, later, with another text).
+func TestHostPolicyRefusesWhatItDoesNotAllow(t *testing.T) {
+	iface := os.Getenv("MC_TEST_IFACE")
+	opts := scriptlingmulticast.Options{
+		AllowedGroups:     []netip.Prefix{netip.MustParsePrefix("239.255.0.0/16"), netip.MustParsePrefix("ff15::/16")},
+		AllowedPorts:      []scriptlingmulticast.PortRange{{First: 9000, Last: 9099}},
+		AllowedInterfaces: []string{iface},
+		MaxTTL:            4,
+	}
+	for _, c := range []struct{ call, want string }{
+		{`mc.join("239.9.9.9", 9000, interface="nope0")`, "group 239.9.9.9 is not allowed by the host's policy"},
+		{`mc.join("[ff02::1%nope0]", 9000)`, "group ff02::1 is not allowed by the host's policy"},
+		{`mc.join("239.255.1.1", 9999, interface="nope0")`, "port 9999 is not allowed by the host's policy"},
+		{`mc.join("239.255.1.1", 9000, interface="nope0")`, "interface nope0 is not allowed by the host's policy"},
+		{`mc.join("239.255.1.1", 9000)`, "the host's policy requires an interface: one of " + iface},
+		{`mc.join("239.255.1.1", 9000, interface="` + iface + `", ttl=5)`, "ttl 5 is above the host's limit of 4"},
+		{`mc.join("not-an-address", 9000)`, `invalid multicast address: "not-an-address" is not an IPv4 or IPv6 address literal`},
+	} {
+		_, err := runWith(t, opts, c.call)
+		if !strings.Contains(err, c.want) {
+			t.Errorf("%s: got %q, want %q", c.call, err, c.want)
+		}
+	}
+	out, err := runWith(t, opts, `
+g = mc.join("239.255.1.1", 9001, interface="`+iface+`", ttl=4)
+g.send("inside the policy")
+print(g.receive(timeout=5)["data"])
+g.close()
+`)
+	if err != "" || out != "b'inside the policy'\n" {
+		t.Fatalf("allowed join: %q, %q", out, err)
+	}
+}
+
+func TestHostPolicyOpenGroupsAndSendBudget(t *testing.T) {
+	opts := scriptlingmulticast.Options{MaxOpenGroups: 2, MaxBytesPerSecond: 10}
+	out, err := runWith(t, opts, `
+a = mc.join("239.255.2.1", 9010)
+b = mc.join("239.255.2.2", 9010)
+try:
+    mc.join("239.255.2.3", 9010)
+except Exception as e:
+    print(e)
+b.close()
+c = mc.join("239.255.2.3", 9010)
+try:
+    c.send("eleven byte")
+except Exception as e:
+    print(e)
+c.send("ten bytes!")
+print(c.receive(timeout=5)["data"])
+a.close()
+c.close()
+`)
+	want := "at most 2 groups may be open at once (the host's policy)\n" +
+		"send failed: a message of 11 bytes is larger than the send limit of 10 bytes per second; nothing sent\n" +
+		"b'ten bytes!'\n"
+	if err != "" || out != want {
+		t.Fatalf("got %q (error %q), want %q", out, err, want)
+	}
+	// A flood of datagrams is held to the budget.
+	out, err = runWith(t, scriptlingmulticast.Options{MaxDatagramsPerSecond: 5}, `
+g = mc.join("239.255.2.4", 9011)
+sent = 0
+for i in range(50):
+    try:
+        g.send("x")
+        sent += 1
+    except Exception as e:
+        last = str(e)
+print(sent)
+print(last)
+g.close()
+`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != "" || len(lines) != 2 || lines[1] != "send failed: over the send limit of 5 datagrams per second; nothing sent" {
+		t.Fatalf("flood: %q (error %q)", out, err)
+	}
+	if sent, _ := strconv.Atoi(lines[0]); sent < 5 || sent > 10 {
+		t.Fatalf("flood: %d of 50 sent under a 5 per second budget", sent)
+	}
+	for _, bad := range []scriptlingmulticast.Options{
+		{AllowedPorts: []scriptlingmulticast.PortRange{{First: 0, Last: 10}}},
+		{AllowedGroups: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		{MaxTTL: 256},
+	} {
+		if scriptlingmulticast.RegisterWithOptions(scriptling.New(), bad) == nil {
+			t.Errorf("options %+v accepted", bad)
+		}
 	}
 }

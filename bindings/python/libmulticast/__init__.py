@@ -27,7 +27,7 @@ __all__ = [
     "join", "Group", "MulticastError", "InvalidArgumentError", "NotMulticastError",
     "InterfaceError", "MessageTooLargeError", "BufferTooSmallError", "InvalidJSONError",
     "ClosedError", "MulticastIOError", "InternalError", "MAX_MESSAGE_SIZE", "Message", "version",
-    "capabilities",
+    "capabilities", "RateLimitedError",
 ]
 
 MAX_MESSAGE_SIZE = 65507
@@ -81,15 +81,16 @@ class _JoinOptions(ctypes.Structure):
                 ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t),
                 ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool),
                 ("source_address", ctypes.c_char_p),
-                ("rejoin", ctypes.c_bool), ("reannounce_seconds", ctypes.c_uint32)]
+                ("rejoin", ctypes.c_bool), ("reannounce_seconds", ctypes.c_uint32),
+                ("max_datagrams_per_second", ctypes.c_uint32), ("max_bytes_per_second", ctypes.c_uint32)]
 
 
 _JOIN_OPTIONS_VERSION = 2
 # The C layouts: version 1 ends with source_address (56 bytes with 8-byte pointers, 32 with
-# 4-byte ones), version 2 is the whole struct (64; 40).
+# 4-byte ones), version 2 is the whole struct (72; 48).
 # A field added on one side only would corrupt memory.
 _POINTER_BYTES = ctypes.sizeof(ctypes.c_void_p)
-assert (_JoinOptions.rejoin.offset, ctypes.sizeof(_JoinOptions)) == ((56, 64) if _POINTER_BYTES == 8 else (32, 40)), \
+assert (_JoinOptions.rejoin.offset, ctypes.sizeof(_JoinOptions)) == ((56, 72) if _POINTER_BYTES == 8 else (32, 48)), \
     "mc_join_options mirror out of date"
 _lib.mc_join_options_init.argtypes = [ctypes.POINTER(_JoinOptions), ctypes.c_uint32]
 _lib.mc_join_with_options.argtypes = [ctypes.c_char_p, ctypes.c_int32,
@@ -172,9 +173,13 @@ class InternalError(MulticastError):
     status = "MC_ERR_INTERNAL"
 
 
+class RateLimitedError(MulticastError):
+    status = "MC_ERR_RATE_LIMITED"
+
+
 _ERRORS = {-1: InvalidArgumentError, -2: NotMulticastError, -3: InterfaceError,
            -4: MessageTooLargeError, -5: BufferTooSmallError, -6: InvalidJSONError,
-           -7: ClosedError, -8: MulticastIOError, -9: InternalError}
+           -7: ClosedError, -8: MulticastIOError, -9: InternalError, -10: RateLimitedError}
 
 
 def _check(status):
@@ -390,7 +395,8 @@ def capabilities() -> frozenset:
 
 def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int = 1, loopback: bool = True,
          interface_index: int = 0, receive_buffer: int = 0, gro: bool = False,
-         source: Optional[str] = "", rejoin: bool = True, reannounce: Optional[int] = None) -> Group:
+         source: Optional[str] = "", rejoin: bool = True, reannounce: Optional[int] = None,
+         max_datagrams_per_second: int = 0, max_bytes_per_second: int = 0) -> Group:
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
     the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
     whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
@@ -399,7 +405,9 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
     ``source`` admits only one sender's datagrams (source-specific multicast),
     ``rejoin`` joins again when the interface comes back (see ``Group.membership``), and
     ``reannounce`` (whole seconds, at least 1) re-announces the membership for LANs whose
-    snooping switches have no querier."""
+    snooping switches have no querier; ``max_datagrams_per_second`` and
+    ``max_bytes_per_second`` (0: no limit) make sends over that budget raise
+    ``RateLimitedError``."""
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidArgumentError("port must be between 1 and 65535")
     for name, value, limit in (("ttl", ttl, 2**31 - 1), ("interface_index", interface_index, 2**32 - 1),
@@ -422,6 +430,11 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
                                    or not 1 <= reannounce <= 2**32 - 1):
         raise InvalidArgumentError(f"reannounce must be whole seconds (at least 1) or None, not {reannounce!r}")
     options.reannounce_seconds = reannounce or 0
+    for name, value in (("max_datagrams_per_second", max_datagrams_per_second),
+                        ("max_bytes_per_second", max_bytes_per_second)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**32 - 1:
+            raise InvalidArgumentError(f"{name} must be an integer in 0..4294967295, not {value!r}")
+        setattr(options, name, value)
     handle = _group_p()
     _check(_lib.mc_join_with_options(_text(group_addr, "group_addr"), port, ctypes.byref(options),
                                      ctypes.byref(handle)))

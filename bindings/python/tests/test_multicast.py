@@ -440,3 +440,17 @@ def test_capabilities_are_what_the_suite_expects():
     expected = os.environ.get("MC_EXPECT_CAPABILITIES")
     if expected is not None:
         assert caps == (names if int(expected, 0) == 63 else set())
+
+
+def test_send_budget_refuses_over_the_limit():
+    with multicast.join("239.217.0.3", next(_ports), max_bytes_per_second=10) as g:
+        with pytest.raises(multicast.RateLimitedError, match="10 bytes per second"):
+            g.send("eleven byte")
+    with multicast.join("239.217.0.3", next(_ports), max_datagrams_per_second=2) as g:
+        assert g.send_batch([b"a", b"b", b"c", b"d"]) == 2
+
+
+@pytest.mark.parametrize("limit", [-1, 2**32, 1.5, "10", True])
+def test_send_budget_must_be_a_count(limit):
+    with pytest.raises(multicast.InvalidArgumentError, match="max_datagrams_per_second"):
+        multicast.join("239.217.0.4", next(_ports), max_datagrams_per_second=limit)
