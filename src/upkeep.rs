@@ -278,6 +278,12 @@ fn ensure_thread() {
             .name("libmulticast-upkeep".into())
             .stack_size(256 * 1024)
             .spawn(move || run(events, woken))?;
+        // The join returns once the thread has made everything it needs, so a caller's
+        // first sends and receives never share the CPU (or the allocator) with its start.
+        waker.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        waker.set_nonblocking(false)?;
+        let _ = waker.recv(sys::as_uninit_mut(&mut [0u8; 1]));
+        waker.set_nonblocking(true)?;
         Ok(waker)
     });
     match started {
@@ -290,12 +296,17 @@ fn ensure_thread() {
 fn run(events: Option<Socket>, woken: Socket) {
     let mut next: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
+    let _ = woken.send(&[1]); // ready: ensure_thread waits for this
     loop {
         let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
-        let mut fds = vec![woken.as_fd()];
-        fds.extend(events.as_ref().map(|e| e.as_fd()));
+        let fds = [Some(woken.as_fd()), events.as_ref().map(|e| e.as_fd())];
+        let fds: &[_] = match fds {
+            [Some(a), Some(b)] => &[a, b],
+            [Some(a), None] => &[a],
+            _ => &[],
+        };
         // An error here (EINTR) only means "look again".
-        let _ = sys::wait_readable_any(&fds, wait);
+        let _ = sys::wait_readable_any(fds, wait);
         // Drain the burst (a re-created interface brings several announcements); an
         // overrun (ENOBUFS) also means "something changed".
         for socket in std::iter::once(&woken).chain(events.as_ref()) {
