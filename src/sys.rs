@@ -48,6 +48,7 @@ pub(crate) fn interface_name(index: u32) -> Option<String> {
 /// 4 on Apple's systems. Byte arrays keep every byte of them (a typed sockaddr_storage
 /// moved by value may lose the bytes libc declares as padding, where the address is).
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct GroupSourceReq {
     interface: u32,
     padding: [u8; GSR_PADDING],
@@ -97,21 +98,7 @@ pub(crate) fn source_membership(
     } else {
         libc::MCAST_LEAVE_SOURCE_GROUP
     };
-    // SAFETY: the option value is one group_source_req, passed with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&request as *const GroupSourceReq).cast(),
-            std::mem::size_of::<GroupSourceReq>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setsockopt(fd, level, name, &request)
 }
 
 /// Sends to IPv4 groups through interface `index`, whatever its addresses: IP_MULTICAST_IF
@@ -125,14 +112,25 @@ pub(crate) fn set_multicast_if_v4_index(fd: BorrowedFd<'_>, index: u32) -> io::R
         imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: index,
     };
-    // SAFETY: the option value is one ip_mreqn, passed with its exact size.
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &request)
+}
+
+/// setsockopt with one plain-data option value (no padding the kernel could read).
+pub(crate) fn setsockopt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is one live, initialised T, passed with its exact size; the kernel
+    // only reads it during the call.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&request as *const libc::ip_mreqn).cast(),
-            std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
