@@ -460,6 +460,33 @@ func (g *Group) String() string { return fmt.Sprintf("multicast.Group(%s)", g.lo
 // Version is the version of the linked libmulticast.
 func Version() string { return C.GoString(C.mc_version()) }
 
+// Capabilities says what the linked libmulticast can do on this system beyond the
+// portable baseline (all of it on Linux); where one is absent, the same calls work with
+// the stand-in docs/platforms.md gives for it.
+type Capabilities struct {
+	DropCount       bool // Dropped counts datagrams lost to a full buffer; else it stays 0
+	PacketInfo      bool // received datagrams carry their group and interface
+	GRO             bool // the GRO option hands runs over in one read
+	GSO             bool // SendBatch sends equal-sized runs in one call
+	BatchSyscalls   bool // batches use one system call for many datagrams
+	InterfaceEvents bool // groups rejoin by themselves when interfaces come back
+}
+
+// SystemCapabilities reports the linked library's Capabilities here.
+func SystemCapabilities() Capabilities {
+	var bits C.uint32_t
+	C.mc_capabilities(&bits)
+	has := func(c C.mc_capability) bool { return uint32(bits)&uint32(c) != 0 }
+	return Capabilities{
+		DropCount:       has(C.MC_CAP_DROP_COUNT),
+		PacketInfo:      has(C.MC_CAP_PACKET_INFO),
+		GRO:             has(C.MC_CAP_GRO),
+		GSO:             has(C.MC_CAP_GSO),
+		BatchSyscalls:   has(C.MC_CAP_BATCH_SYSCALLS),
+		InterfaceEvents: has(C.MC_CAP_INTERFACE_EVENTS),
+	}
+}
+
 // newError takes ownership of r.err, the C copy of the message.
 func newError(r C.gomc_result) error {
 	defer C.free(unsafe.Pointer(r.err))

@@ -99,3 +99,12 @@ func TestReannounceOption(t *testing.T) {
 		t.Fatalf("Membership after Close: %v", err)
 	}
 }
+
+// On Linux the linked library has every capability.
+func TestSystemCapabilities(t *testing.T) {
+	all := multicast.Capabilities{DropCount: true, PacketInfo: true, GRO: true, GSO: true,
+		BatchSyscalls: true, InterfaceEvents: true}
+	if got := multicast.SystemCapabilities(); got != all {
+		t.Fatalf("SystemCapabilities() = %+v, want all on Linux", got)
+	}
+}
