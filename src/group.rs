@@ -488,7 +488,7 @@ impl Group {
     /// The interface the group is on, if one was named at join (or, for a link-scoped
     /// IPv6 group, chosen by the kernel's route); after a rejoin, the interface as it is now.
     pub fn interface(&self) -> Option<Interface> {
-        self.upkeep.membership().interface
+        self.upkeep.interface()
     }
 
     /// Whether the membership is in place now: joined on an interface that is up, on

@@ -102,14 +102,35 @@ impl Membership {
 
     /// Joins on interface `index` (0: the kernel's choice).
     pub fn join_on(&self, socket: &Socket, index: u32) -> std::io::Result<()> {
+        self.change(socket, index, true)
+    }
+
+    /// Leaves the membership on interface `index`.
+    pub fn leave_on(&self, socket: &Socket, index: u32) -> std::io::Result<()> {
+        self.change(socket, index, false)
+    }
+
+    /// Joins (`join`) or leaves the membership on interface `index`.
+    fn change(&self, socket: &Socket, index: u32, join: bool) -> std::io::Result<()> {
         match (self.group, self.source) {
             (group, Some(source)) => {
-                sys::source_membership(socket.as_fd(), index, group, source, true)
+                sys::source_membership(socket.as_fd(), index, group, source, join)
             }
-            (IpAddr::V4(group), None) => socket
-                .join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
-                .or_else(|e| self.by_address(e, index, |a| socket.join_multicast_v4(&group, &a))),
-            (IpAddr::V6(group), None) => socket.join_multicast_v6(&group, index),
+            (IpAddr::V4(group), None) => {
+                let by_index = InterfaceIndexOrAddress::Index(index);
+                let result = match join {
+                    true => socket.join_multicast_v4_n(&group, &by_index),
+                    false => socket.leave_multicast_v4_n(&group, &by_index),
+                };
+                result.or_else(|e| {
+                    self.by_address(e, index, |a| match join {
+                        true => socket.join_multicast_v4(&group, &a),
+                        false => socket.leave_multicast_v4(&group, &a),
+                    })
+                })
+            }
+            (IpAddr::V6(group), None) if join => socket.join_multicast_v6(&group, index),
+            (IpAddr::V6(group), None) => socket.leave_multicast_v6(&group, index),
         }
     }
 
@@ -131,19 +152,6 @@ impl Membership {
         match address {
             Some(address) if call(address).is_ok() => Ok(()),
             _ => Err(refused),
-        }
-    }
-
-    /// Leaves the membership on interface `index`.
-    pub fn leave_on(&self, socket: &Socket, index: u32) -> std::io::Result<()> {
-        match (self.group, self.source) {
-            (group, Some(source)) => {
-                sys::source_membership(socket.as_fd(), index, group, source, false)
-            }
-            (IpAddr::V4(group), None) => socket
-                .leave_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(index))
-                .or_else(|e| self.by_address(e, index, |a| socket.leave_multicast_v4(&group, &a))),
-            (IpAddr::V6(group), None) => socket.leave_multicast_v6(&group, index),
         }
     }
 

@@ -110,9 +110,14 @@ impl Watched {
         watched
     }
 
-    /// The membership as it stands (for leaving it and for the interface it is on).
+    /// The membership as it stands, to leave it.
     pub(crate) fn membership(&self) -> Membership {
         self.lock().membership.clone()
+    }
+
+    /// The interface the membership is on now, if one was named (or routed) at join.
+    pub(crate) fn interface(&self) -> Option<Interface> {
+        self.lock().membership.interface.clone()
     }
 
     pub(crate) fn status(&self) -> MembershipStatus {
@@ -280,7 +285,7 @@ fn ensure_thread() {
             .spawn(move || run(events, woken))?;
         // The join returns once the thread has made everything it needs, so a caller's
         // first sends and receives never share the CPU (or the allocator) with its start.
-        waker.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        waker.set_read_timeout(Some(Duration::from_secs(2)))?;
         waker.set_nonblocking(false)?;
         let _ = waker.recv(sys::as_uninit_mut(&mut [0u8; 1]));
         waker.set_nonblocking(true)?;
@@ -299,14 +304,11 @@ fn run(events: Option<Socket>, woken: Socket) {
     let _ = woken.send(&[1]); // ready: ensure_thread waits for this
     loop {
         let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
-        let fds = [Some(woken.as_fd()), events.as_ref().map(|e| e.as_fd())];
-        let fds: &[_] = match fds {
-            [Some(a), Some(b)] => &[a, b],
-            [Some(a), None] => &[a],
-            _ => &[],
-        };
         // An error here (EINTR) only means "look again".
-        let _ = sys::wait_readable_any(fds, wait);
+        let _ = match &events {
+            Some(events) => sys::wait_readable_any(&[woken.as_fd(), events.as_fd()], wait),
+            None => sys::wait_readable(woken.as_fd(), wait),
+        };
         // Drain the burst (a re-created interface brings several announcements); an
         // overrun (ENOBUFS) also means "something changed".
         for socket in std::iter::once(&woken).chain(events.as_ref()) {

@@ -9,7 +9,7 @@ use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use socket2::{Domain, MaybeUninitSlice, MsgHdr, MsgHdrMut, Protocol, SockAddr, Socket, Type};
+use socket2::{MaybeUninitSlice, MsgHdr, MsgHdrMut, SockAddr, Socket};
 
 use super::{Capabilities, RecvMeta};
 use crate::sys;
@@ -65,11 +65,7 @@ pub(crate) fn enable_gro(socket: &Socket) -> io::Result<()> {
 
 /// An rtnetlink socket that hears link, address and route changes (for upkeep.rs).
 pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::from(libc::AF_NETLINK),
-        Type::RAW,
-        Some(Protocol::from(libc::NETLINK_ROUTE)),
-    )?;
+    let socket = super::route::netlink_socket()?;
     // Bound first: bind sets the first 32 groups from its address, clearing any added.
     bind_netlink(&socket)?;
     for group in [

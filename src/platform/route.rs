@@ -23,17 +23,22 @@ const RTA_OIF: u16 = 4;
 
 /// The index of the interface the kernel routes `destination` through.
 pub(crate) fn interface_for(destination: IpAddr) -> io::Result<u32> {
-    let socket = Socket::new(
-        Domain::from(libc::AF_NETLINK),
-        Type::RAW,
-        Some(Protocol::from(libc::NETLINK_ROUTE)),
-    )?;
+    let socket = netlink_socket()?;
     // The kernel answers at once; the bound only keeps a broken kernel from hanging a join.
     socket.set_read_timeout(Some(Duration::from_secs(2)))?;
     socket.send(&request(destination))?;
     let mut reply = vec![0u8; 8192];
     let len = (&socket).read(&mut reply)?;
     parse_reply(&reply[..len])
+}
+
+/// A socket to the kernel's routing subsystem (rtnetlink).
+pub(super) fn netlink_socket() -> io::Result<Socket> {
+    Socket::new(
+        Domain::from(libc::AF_NETLINK),
+        Type::RAW,
+        Some(Protocol::from(libc::NETLINK_ROUTE)),
+    )
 }
 
 /// An RTM_GETROUTE request for one destination address.

@@ -64,25 +64,22 @@ func newPolicy(opts Options) (*policy, error) {
 
 // check refuses a join the policy does not allow, before any socket is opened.
 func (p *policy) check(groupAddr string, port int, iface string, ttl int) error {
+	addr, zone, literal := groupLiteral(groupAddr)
+	if zone != "" && iface == "" {
+		iface = zone // the zone names the interface of a link-scoped group
+	}
 	if len(p.AllowedGroups) > 0 {
-		addr, zone, ok := groupLiteral(groupAddr)
-		if !ok {
+		if !literal {
 			return fmt.Errorf("invalid multicast address: %q is not an IPv4 or IPv6 address literal", groupAddr)
 		}
 		if !p.groupAllowed(addr) {
 			return fmt.Errorf("group %s is not allowed by the host's policy", addr)
-		}
-		if zone != "" && iface == "" {
-			iface = zone
 		}
 	}
 	if len(p.AllowedPorts) > 0 && !p.portAllowed(port) {
 		return fmt.Errorf("port %d is not allowed by the host's policy", port)
 	}
 	if len(p.AllowedInterfaces) > 0 {
-		if _, zone, ok := groupLiteral(groupAddr); ok && zone != "" && iface == "" {
-			iface = zone
-		}
 		switch {
 		case iface == "":
 			return fmt.Errorf("the host's policy requires an interface: one of %s", strings.Join(p.AllowedInterfaces, ", "))

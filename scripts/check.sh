@@ -1,0 +1,21 @@
+# Sourced by the test scripts that report one line per check and a closing count.
+#
+#   check NAME COMMAND...   runs COMMAND; prints "ok   NAME", or "FAIL NAME" and the last
+#                           lines of what it printed
+#   report SUITE            prints "SUITE: N passed, N failed"; fails if any failed
+passed=0 failed=0
+
+check() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        passed=$((passed + 1)); echo "ok   $name"
+    else
+        failed=$((failed + 1)); echo "FAIL $name"; echo "$out" | tail -n 20 | sed 's/^/     /'
+    fi
+}
+
+report() {
+    echo "$1: $passed passed, $failed failed"
+    (( failed == 0 ))
+}
