@@ -9,6 +9,7 @@
 
 use std::io::ErrorKind as IoKind;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use socket2::{SockAddr, Socket};
 
 use crate::address::{self, Timeout};
+use crate::auth::{self, AuthCounters, GroupKey};
 use crate::budget::Budget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interface::{self, Interface};
@@ -53,6 +55,78 @@ struct Coalesced {
     meta: platform::RecvMeta,
 }
 
+/// An authenticated group's keys and state (see [`auth`]).
+struct Sealed {
+    keys: RwLock<auth::Keyring>,
+    sender: Mutex<auth::Sender>,
+    inbox: Mutex<Inbox>,
+    to: auth::Destination,
+}
+
+/// Sealed datagrams are read whole into `scratch` and opened there; a message too
+/// large for the caller's buffer waits in `pending`, as an unread datagram would.
+struct Inbox {
+    scratch: Vec<u8>,
+    pending: Option<(Range<usize>, Received)>,
+    replays: auth::Replays,
+    counters: AuthCounters,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealed {
+    fn new(
+        options: &JoinOptions,
+        to: auth::Destination,
+        datagram_max: usize,
+    ) -> Result<Option<Sealed>> {
+        let Some(key) = &options.group_key else {
+            return Ok(None);
+        };
+        Ok(Some(Sealed {
+            keys: RwLock::new(auth::Keyring::new(key, options.previous_key.as_ref())?),
+            sender: Mutex::new(auth::Sender::new()?),
+            inbox: Mutex::new(Inbox {
+                scratch: vec![0; datagram_max],
+                pending: None,
+                replays: auth::Replays::default(),
+                counters: AuthCounters::default(),
+            }),
+            to,
+        }))
+    }
+
+    fn seal(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let (sender, seq) = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next()?;
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(auth::seal(&keys, self.to, sender, seq, message))
+    }
+
+    /// Opens the datagram in `inbox.scratch[..len]`: its message's range, or `None`
+    /// (counted) when it is not authentic or a replay.
+    fn open(&self, inbox: &mut Inbox, len: usize) -> Option<Range<usize>> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let verdict = auth::open(&keys, self.to, &mut inbox.scratch[..len]).and_then(|opened| {
+            if inbox.replays.accept(opened.sender, opened.seq) {
+                Ok(opened.message)
+            } else {
+                Err(auth::Rejection::Replayed)
+            }
+        });
+        verdict.map_err(|why| inbox.counters.count(why)).ok()
+    }
+}
+
 /// A joined multicast group. All methods take `&self` and are safe to call from any
 /// number of threads at once; share it with `Arc`.
 #[derive(Debug)]
@@ -81,6 +155,8 @@ pub struct Group {
     dropped: AtomicU32,
     // The send-rate limit of the join options, if any.
     budget: Option<Mutex<Budget>>,
+    // For a group joined with a key: every datagram sealed and opened (auth.rs).
+    sealed: Option<Sealed>,
     destination: SockAddr,
     group: IpAddr,
     // The membership as it stands, kept in place by the upkeep thread.
@@ -88,6 +164,8 @@ pub struct Group {
     // The largest UDP payload of the group's family; a buffer this large can never
     // truncate a datagram, so a receive into it needs no peek first.
     max_message: usize,
+    // The largest message a caller may send: max_message less sealing's overhead.
+    max_payload: usize,
     port: u16,
     local_addr: SocketAddr,
     // sys::fork_generation() at join: a different value now means this process is a
@@ -138,6 +216,7 @@ impl Group {
             IpAddr::V4(_) => message::MAX_MESSAGE_SIZE,
             IpAddr::V6(_) => message::MAX_MESSAGE_SIZE_V6,
         };
+        let sealed = Sealed::new(options, auth::Destination { group, port }, max_message)?;
         let socket = Arc::new(RwLock::new(Some(socket)));
         let upkeep = Watched::new(
             socket.clone(),
@@ -170,6 +249,8 @@ impl Group {
                 options.max_bytes_per_second,
             )
             .map(Mutex::new),
+            max_payload: max_message - if sealed.is_some() { auth::OVERHEAD } else { 0 },
+            sealed,
             destination: membership.destination(port),
             group,
             upkeep,
@@ -182,11 +263,19 @@ impl Group {
 
     /// Sends `data` (0 to [`message::MAX_MESSAGE_SIZE`] bytes) to the group as one datagram.
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        message::check_size_for(data.len(), self.max_message)?;
+        message::check_size_for(data.len(), self.max_payload)?;
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
         self.spend([data.len()])?;
-        match socket.send_to(data, &self.destination) {
+        let sealed;
+        let datagram = match &self.sealed {
+            Some(s) => {
+                sealed = s.seal(data)?;
+                &sealed[..]
+            }
+            None => data,
+        };
+        match socket.send_to(datagram, &self.destination) {
             Ok(_) => Ok(()),
             Err(_) if self.is_closed() => Err(Error::closed("send")),
             Err(e) => Err(self.send_error(&e)),
@@ -209,8 +298,9 @@ impl Group {
         };
         let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
-        let blocking = blocking_part(timeout)
-            .filter(|_| self.coalesced.is_none() && buf.len() >= self.max_message);
+        let blocking = blocking_part(timeout).filter(|_| {
+            self.coalesced.is_none() && self.sealed.is_none() && buf.len() >= self.max_message
+        });
         if let Some(wait) = blocking {
             if let Ok(mut current) = self.blocking_receiver.try_lock() {
                 match self.receive_blocking(socket, wait, buf, &mut current) {
@@ -228,7 +318,14 @@ impl Group {
         loop {
             let tried = !std::mem::take(&mut poll_first);
             if tried {
-                if let Some(received) = self.try_receive(socket, buf)? {
+                let attempt = self.try_receive(socket, buf);
+                if attempt.is_err() {
+                    // A datagram too large for `buf` stays for the next call, which must
+                    // not wait for the descriptor first: under GRO or sealing it may be
+                    // held here, no longer in the kernel's queue.
+                    self.queue_was_empty.store(false, Ordering::Relaxed);
+                }
+                if let Some(received) = attempt? {
                     self.queue_was_empty.store(false, Ordering::Relaxed);
                     if self.is_closed() {
                         return Err(Error::closed("receive"));
@@ -264,12 +361,25 @@ impl Group {
     /// datagram over the size limit fails the whole batch before anything is sent.
     pub fn send_batch(&self, datagrams: &[&[u8]]) -> Result<usize> {
         for d in datagrams {
-            message::check_size_for(d.len(), self.max_message)?;
+            message::check_size_for(d.len(), self.max_payload)?;
         }
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
         let allowed = self.spend(datagrams.iter().map(|d| d.len()))?;
         let datagrams = &datagrams[..allowed];
+        let Some(sealed) = &self.sealed else {
+            return self.send_datagrams(socket, datagrams);
+        };
+        let sealed = datagrams
+            .iter()
+            .map(|d| sealed.seal(d))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
+        self.send_datagrams(socket, &refs)
+    }
+
+    /// Sends datagrams ready for the wire, GSO runs first (see `send_batch`).
+    fn send_datagrams(&self, socket: &Socket, datagrams: &[&[u8]]) -> Result<usize> {
         let mut sent = 0;
         while sent < datagrams.len() {
             let rest = &datagrams[sent..];
@@ -359,6 +469,7 @@ impl Group {
         let mut filled = 1;
         // Buffers that cannot truncate take the rest in one recvmmsg call per 64.
         if self.coalesced.is_none()
+            && self.sealed.is_none()
             && bufs[filled..count]
                 .iter()
                 .all(|b| b.len() >= self.max_message)
@@ -389,6 +500,7 @@ impl Group {
         let mut run = self
             .coalesced
             .as_ref()
+            .filter(|_| self.sealed.is_none())
             .map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
         while filled < count {
             let next = match run.as_deref_mut() {
@@ -470,9 +582,41 @@ impl Group {
         self.group
     }
 
-    /// The largest message this group sends: 65,507 bytes for IPv4, 65,527 for IPv6.
+    /// The largest message this group sends: 65,507 bytes for IPv4, 65,527 for IPv6,
+    /// less [`auth::OVERHEAD`] (30) for an authenticated group.
     pub fn max_message_size(&self) -> usize {
-        self.max_message
+        self.max_payload
+    }
+
+    /// Whether the group was joined with a key (see [`JoinOptions::group_key`]).
+    pub fn is_authenticated(&self) -> bool {
+        self.sealed.is_some()
+    }
+
+    /// Datagrams an authenticated group dropped, by reason (all zero for a plain group).
+    pub fn auth_counters(&self) -> AuthCounters {
+        self.sealed
+            .as_ref()
+            .map_or_else(AuthCounters::default, |s| {
+                s.inbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .counters
+            })
+    }
+
+    /// Rotates an authenticated group's key: sends are sealed under `key` from now on,
+    /// and the key it replaces is still accepted if `keep_previous` (while the other
+    /// members change over); a key kept from an earlier rotation is forgotten.
+    pub fn rotate_key(&self, key: &GroupKey, keep_previous: bool) -> Result<()> {
+        let sealed = self.sealed.as_ref().ok_or_else(|| {
+            Error::invalid("rotate_key failed: the group was joined without a key")
+        })?;
+        sealed
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rotate(key, keep_previous)
     }
 
     /// The group port.
@@ -585,6 +729,9 @@ impl Group {
 
     /// One non-blocking attempt; `Ok(None)` when nothing is queued.
     fn try_receive(&self, socket: &Socket, buf: &mut [u8]) -> Result<Option<Received>> {
+        if let Some(sealed) = &self.sealed {
+            return self.try_receive_sealed(socket, buf, sealed);
+        }
         if let Some(coalesced) = &self.coalesced {
             let mut run = coalesced.lock().unwrap_or_else(PoisonError::into_inner);
             return self.try_receive_coalesced(socket, buf, &mut run);
@@ -645,6 +792,50 @@ impl Group {
         let mut received = self.accept(run.meta)?;
         received.len = size;
         Ok(Some(received))
+    }
+
+    /// For an authenticated group: the next authentic message, reading (and dropping,
+    /// counted) whatever else is queued before it; `Ok(None)` when nothing is left.
+    fn try_receive_sealed(
+        &self,
+        socket: &Socket,
+        buf: &mut [u8],
+        sealed: &Sealed,
+    ) -> Result<Option<Received>> {
+        let mut inbox = sealed.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some((message, received)) = inbox.pending.clone() {
+                let capacity = buf.len();
+                let out = buf
+                    .get_mut(..message.len())
+                    .ok_or_else(|| Error::buffer_too_small(message.len(), capacity))?;
+                out.copy_from_slice(&inbox.scratch[message.clone()]);
+                inbox.pending = None;
+                return Ok(Some(Received {
+                    len: message.len(),
+                    ..received
+                }));
+            }
+            let received = match &self.coalesced {
+                Some(c) => {
+                    let mut run = c.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.try_receive_coalesced(socket, &mut inbox.scratch, &mut run)?
+                }
+                None => {
+                    match platform::recv_with_meta(socket, &mut inbox.scratch, libc::MSG_DONTWAIT) {
+                        Ok(meta) => Some(self.accept(meta)?),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                        Err(e) => return Err(Error::io("receive failed", &e)),
+                    }
+                }
+            };
+            let Some(received) = received else {
+                return Ok(None);
+            };
+            if let Some(message) = sealed.open(&mut inbox, received.len) {
+                inbox.pending = Some((message, received));
+            }
+        }
     }
 
     /// Turns what recvmsg reported into a `Received`, noting the drop counter.

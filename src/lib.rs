@@ -23,6 +23,7 @@
 //! over libc calls that socket2 does not offer and the Linux fast paths in `platform`.
 
 pub mod address;
+pub mod auth;
 pub mod error;
 pub mod group;
 pub mod interface;
@@ -40,6 +41,7 @@ mod ffi;
 mod sys;
 
 pub use address::Timeout;
+pub use auth::{AuthCounters, GroupKey};
 pub use error::{Error, ErrorKind, Result};
 pub use group::{Group, Received};
 pub use interface::Interface;

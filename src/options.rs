@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::auth::{GroupKey, Keyring};
 use crate::error::{Error, Result};
 
 /// The IPv4 TTL of sent datagrams by default: 1 keeps them on the local link, as scriptling does.
@@ -65,6 +66,13 @@ pub struct JoinOptions {
     pub max_datagrams_per_second: u32,
     /// Send budget in payload bytes per second (0: no limit), as above.
     pub max_bytes_per_second: u32,
+    /// Authenticate the group under this key: every datagram sent is sealed with
+    /// ChaCha20-Poly1305, and only datagrams sealed by a holder of the key are received
+    /// (see [`auth`](crate::auth) and docs/authentication.md). `None`: a plain group.
+    pub group_key: Option<GroupKey>,
+    /// During a key rotation, a second key (another id) whose datagrams are accepted
+    /// too; sends always use `group_key`.
+    pub previous_key: Option<GroupKey>,
 }
 
 impl Default for JoinOptions {
@@ -82,6 +90,8 @@ impl Default for JoinOptions {
             reannounce: None,
             max_datagrams_per_second: 0,
             max_bytes_per_second: 0,
+            group_key: None,
+            previous_key: None,
         }
     }
 }
@@ -154,6 +164,18 @@ impl JoinOptions {
         self
     }
 
+    /// Seals and authenticates the group under `key` (see [`JoinOptions::group_key`]).
+    pub fn group_key(mut self, key: GroupKey) -> Self {
+        self.group_key = Some(key);
+        self
+    }
+
+    /// Accepts datagrams sealed under `key` too, during a rotation.
+    pub fn previous_key(mut self, key: GroupKey) -> Self {
+        self.previous_key = Some(key);
+        self
+    }
+
     /// Refuses combinations no socket can have, before any socket is opened.
     pub(crate) fn validate(&self) -> Result<()> {
         if !(1..=255).contains(&self.ttl) {
@@ -174,6 +196,17 @@ impl JoinOptions {
             return Err(Error::invalid(
                 "reannounce interval must be at least 1 second (or none)",
             ));
+        }
+        match (&self.group_key, &self.previous_key) {
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "a previous key needs a group key (the one sends use)",
+                ))
+            }
+            (Some(current), previous) => {
+                Keyring::new(current, previous.as_ref())?;
+            }
+            (None, None) => {}
         }
         if self.receive_buffer > i32::MAX as usize {
             return Err(Error::invalid(format!(
