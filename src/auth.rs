@@ -262,7 +262,7 @@ impl Sender {
     }
 
     /// The sender id and sequence number for the next datagram.
-    pub fn next(&mut self) -> Result<(u64, u32)> {
+    pub fn next_nonce(&mut self) -> Result<(u64, u32)> {
         if self.next == u32::MAX {
             *self = Sender::new()?;
         }
@@ -490,8 +490,8 @@ mod tests {
         let mut s = Sender::new().unwrap();
         let first = s.id;
         s.next = u32::MAX - 1;
-        assert_eq!(s.next().unwrap(), (first, u32::MAX - 1));
-        let (id, seq) = s.next().unwrap();
+        assert_eq!(s.next_nonce().unwrap(), (first, u32::MAX - 1));
+        let (id, seq) = s.next_nonce().unwrap();
         assert_eq!(seq, 0);
         assert_ne!(id, first);
     }

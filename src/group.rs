@@ -107,7 +107,7 @@ impl Sealed {
             .sender
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .next()?;
+            .next_nonce()?;
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         Ok(auth::seal(&keys, self.to, sender, seq, message))
     }
