@@ -31,16 +31,23 @@
 
 
 /**
- * The deepest nesting of arrays and objects accepted, as Go's `encoding/json` does.
+ * The size of a group key in bytes (mc_join_options.group_key, mc_rotate_key).
  */
-#define MAX_JSON_DEPTH 10000
+#define MC_GROUP_KEY_SIZE 32
+
+/**
+ * How many bytes sealing adds to each datagram of an authenticated group: its largest
+ * message is MC_MAX_MESSAGE_SIZE (or MC_MAX_MESSAGE_SIZE_V6) less this.
+ */
+#define MC_AUTH_OVERHEAD 30
 
 /**
  * The mc_join_options layout this header describes. Pass it to mc_join_options_init.
  * Version 2 appended `rejoin`, `reannounce_seconds`, `max_datagrams_per_second` and
- * `max_bytes_per_second`; version 1 is unchanged.
+ * `max_bytes_per_second`; version 3 the group keys of authenticated groups. Earlier
+ * versions are unchanged.
  */
-#define MC_JOIN_OPTIONS_VERSION 2
+#define MC_JOIN_OPTIONS_VERSION 3
 
 /**
  * The largest message mc_send accepts: the largest UDP payload over IPv4.
@@ -86,7 +93,7 @@ typedef enum mc_status {
   MC_ERR_INTERFACE = -3,
   /**
    * A message over the group's limit (MC_MAX_MESSAGE_SIZE, or MC_MAX_MESSAGE_SIZE_V6
-   * for IPv6); nothing was sent.
+   * for IPv6; MC_AUTH_OVERHEAD less for an authenticated group); nothing was sent.
    */
   MC_ERR_MESSAGE_TOO_LARGE = -4,
   /**
@@ -301,11 +308,86 @@ typedef struct mc_join_options {
    * (Version 2.) Send budget in payload bytes per second, as above (0: no limit).
    */
   uint32_t max_bytes_per_second;
+  /**
+   * (Version 3.) Authenticate the group: MC_GROUP_KEY_SIZE (32) bytes every member
+   * shares. Each datagram sent is sealed with ChaCha20-Poly1305 (MC_AUTH_OVERHEAD
+   * bytes more on the wire), and only datagrams sealed under a key the handle holds
+   * are received; the rest are dropped and counted (mc_auth_counters). NULL (the
+   * default) for a plain group. Copied at join: the caller may wipe it afterwards.
+   * docs/authentication.md specifies the wire format.
+   */
+  const uint8_t *group_key;
+  /**
+   * (Version 3.) The length of group_key: MC_GROUP_KEY_SIZE, or 0 with NULL.
+   */
+  size_t group_key_len;
+  /**
+   * (Version 3.) During a key rotation, a second key whose datagrams are accepted
+   * too (sends always use group_key); NULL (default) for none.
+   */
+  const uint8_t *previous_key;
+  /**
+   * (Version 3.) The length of previous_key: MC_GROUP_KEY_SIZE, or 0 with NULL.
+   */
+  size_t previous_key_len;
+  /**
+   * (Version 3.) The id of group_key, carried in every datagram so receivers know
+   * which key sealed it (default 0). Give each new key a new id.
+   */
+  uint8_t group_key_id;
+  /**
+   * (Version 3.) The id of previous_key; must differ from group_key_id.
+   */
+  uint8_t previous_key_id;
 } mc_join_options;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Fills `out` (`out_len` must be MC_GROUP_KEY_SIZE) with a new random group key from
+ * the operating system's generator. Hand it to every member by a channel you trust.
+ *
+ * The caller owns `out`; wipe it when done.
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `out`, another length), MC_ERR_IO (no
+ * randomness available).
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_generate_key(uint8_t *out, size_t out_len);
+
+/**
+ * Rotates an authenticated group's key: from now on sends are sealed under `key`
+ * (MC_GROUP_KEY_SIZE bytes, copied) with id `key_id`, which must differ from the
+ * current key's. With `keep_previous`, the key it replaces is still accepted while
+ * the other members change over; a key kept from an earlier rotation is forgotten.
+ * Rotate every receiver first (keeping the previous key), then the senders, then
+ * rotate again later without keeping it, or simply join anew.
+ *
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `key`, a key of another length, the
+ * current key's id, a group joined without a key), MC_ERR_CLOSED.
+ * Thread-safety: safe from any thread; sends and receives under way use either key.
+ */
+enum mc_status mc_rotate_key(const struct mc_group *group,
+                             uint8_t key_id,
+                             const uint8_t *key,
+                             size_t key_len,
+                             bool keep_previous);
+
+/**
+ * Writes how many datagrams an authenticated group has dropped since the join: not
+ * sealed by a key holder, malformed or altered (`*out_unauthenticated`), sealed under
+ * a key id the handle does not hold (`*out_unknown_key`: a rotation out of step), and
+ * authentic but replayed or too far behind their sender (`*out_replayed`). Any
+ * out-parameter may be NULL when not wanted. All zero for a plain group.
+ *
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`), MC_ERR_CLOSED.
+ * Thread-safety: safe from any thread.
+ */
+enum mc_status mc_auth_counters(const struct mc_group *group,
+                                uint64_t *out_unauthenticated,
+                                uint64_t *out_unknown_key,
+                                uint64_t *out_replayed);
 
 /**
  * Sends `count` datagrams to the group in order, in as few system calls as the kernel
@@ -421,7 +503,7 @@ enum mc_status mc_join_with_options(const char *group_addr,
  * The caller keeps ownership of `data`; it is not used after the call returns.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, NULL `data` with `len` > 0),
  * MC_ERR_MESSAGE_TOO_LARGE (more than MC_MAX_MESSAGE_SIZE bytes, MC_MAX_MESSAGE_SIZE_V6 on
- * an IPv6 group; nothing sent),
+ * an IPv6 group, MC_AUTH_OVERHEAD less on an authenticated group; nothing sent),
  * MC_ERR_CLOSED, MC_ERR_IO.
  * Thread-safety: safe from any thread, concurrently with every call but mc_free.
  */
@@ -452,6 +534,8 @@ enum mc_status mc_send_json(struct mc_group *group, const char *json);
  * queued: retry with a buffer that large. A buffer of the group's limit
  * (MC_MAX_MESSAGE_SIZE for IPv4, MC_MAX_MESSAGE_SIZE_V6 for IPv6) is never too small,
  * and takes one system call per datagram instead of two.
+ * On an authenticated group only authentic messages are delivered (decrypted; the
+ * rest are dropped and counted, see mc_auth_counters) and the wait goes on past them.
  * `source_capacity` must be at least 22 for IPv4, 64 for IPv6 (MC_SOURCE_MAX); it is
  * checked before anything is received, so nothing is lost to a bad argument.
  *

@@ -263,7 +263,7 @@ impl Group {
 
     /// Sends `data` (0 to [`message::MAX_MESSAGE_SIZE`] bytes) to the group as one datagram.
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        message::check_size_for(data.len(), self.max_payload)?;
+        self.check_size(data.len())?;
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
         self.spend([data.len()])?;
@@ -361,7 +361,7 @@ impl Group {
     /// datagram over the size limit fails the whole batch before anything is sent.
     pub fn send_batch(&self, datagrams: &[&[u8]]) -> Result<usize> {
         for d in datagrams {
-            message::check_size_for(d.len(), self.max_payload)?;
+            self.check_size(d.len())?;
         }
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
@@ -409,6 +409,21 @@ impl Group {
             }
         }
         Ok(sent)
+    }
+
+    fn check_size(&self, len: usize) -> Result<()> {
+        if self.sealed.is_some() && len > self.max_payload {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "message of {len} bytes is larger than an authenticated group's {}-byte \
+                     limit (the UDP limit less {} bytes of sealing)",
+                    self.max_payload,
+                    auth::OVERHEAD
+                ),
+            ));
+        }
+        message::check_size_for(len, self.max_payload)
     }
 
     /// How many datagrams of these sizes the send budget allows now (all, without one);

@@ -56,3 +56,16 @@ fn header_declares_the_contract() {
         assert!(COMMITTED.contains(item), "header lacks {item:?}");
     }
 }
+
+/// Every macro carries the MC_ prefix: the core's own constants (auth::KEY_LEN,
+/// message::MAX_JSON_DEPTH, ...) are Rust API and must stay out of C's namespace
+/// (cbindgen.toml's export.exclude).
+#[test]
+fn every_macro_is_prefixed() {
+    let unprefixed: Vec<&str> = COMMITTED
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define "))
+        .filter(|rest| !rest.starts_with("MC_") && !rest.starts_with("MULTICAST_H"))
+        .collect();
+    assert!(unprefixed.is_empty(), "unprefixed macros: {unprefixed:?}");
+}

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 // Links the crate: the exports below are its symbols.
 extern crate multicast;
 
-/// mc_join_options, layout version 2.
+/// mc_join_options, layout version 3.
 #[repr(C)]
 struct JoinOptions {
     version: u32,
@@ -25,11 +25,19 @@ struct JoinOptions {
     reannounce_seconds: u32,
     max_datagrams_per_second: u32,
     max_bytes_per_second: u32,
+    group_key: *const u8,
+    group_key_len: usize,
+    previous_key: *const u8,
+    previous_key_len: usize,
+    group_key_id: u8,
+    previous_key_id: u8,
 }
 
-// Mirrors the C layouts (see src/ffi/options.rs): version 1 is the first 56 bytes.
+// Mirrors the C layouts (see src/ffi/options.rs): version 1 is the first 56 bytes,
+// version 2 the first 72.
 const _: () = assert!(std::mem::offset_of!(JoinOptions, rejoin) == 56);
-const _: () = assert!(std::mem::size_of::<JoinOptions>() == 72);
+const _: () = assert!(std::mem::offset_of!(JoinOptions, group_key) == 72);
+const _: () = assert!(std::mem::size_of::<JoinOptions>() == 112);
 
 // The crate's exports, declared as a C caller sees them (the rlib carries the symbols).
 #[allow(non_camel_case_types)]
@@ -144,11 +152,11 @@ fuzz_target!(|input: (
         } else {
             // Versioned options: init with the fuzzed version, then arbitrary fields.
             let mut options: JoinOptions = std::mem::zeroed();
-            let init = mc_join_options_init(&mut options, version % 4);
+            let init = mc_join_options_init(&mut options, version % 5);
             if init != MC_OK {
                 check_failure(init);
             }
-            options.version = version % 4;
+            options.version = version % 5;
             options.interface_name = if index % 2 == 0 {
                 iface.as_ptr()
             } else {
@@ -174,6 +182,12 @@ fuzz_target!(|input: (
             } else {
                 0
             };
+            // A key from the fuzzer's bytes: 32 of them make an authenticated group.
+            if index % 4 == 3 {
+                options.group_key = iface_text.as_ptr();
+                options.group_key_len = iface_text.len();
+                options.group_key_id = ttl as u8;
+            }
             mc_join_with_options(group_addr.as_ptr(), port, &options, &mut group)
         };
         if status != MC_OK {

@@ -106,7 +106,7 @@ pub unsafe extern "C" fn mc_join_with_options(
 /// The caller keeps ownership of `data`; it is not used after the call returns.
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group`, NULL `data` with `len` > 0),
 /// MC_ERR_MESSAGE_TOO_LARGE (more than MC_MAX_MESSAGE_SIZE bytes, MC_MAX_MESSAGE_SIZE_V6 on
-/// an IPv6 group; nothing sent),
+/// an IPv6 group, MC_AUTH_OVERHEAD less on an authenticated group; nothing sent),
 /// MC_ERR_CLOSED, MC_ERR_IO.
 /// Thread-safety: safe from any thread, concurrently with every call but mc_free.
 #[no_mangle]
@@ -153,6 +153,8 @@ pub unsafe extern "C" fn mc_send_json(group: *mut mc_group, json: *const c_char)
 /// queued: retry with a buffer that large. A buffer of the group's limit
 /// (MC_MAX_MESSAGE_SIZE for IPv4, MC_MAX_MESSAGE_SIZE_V6 for IPv6) is never too small,
 /// and takes one system call per datagram instead of two.
+/// On an authenticated group only authentic messages are delivered (decrypted; the
+/// rest are dropped and counted, see mc_auth_counters) and the wait goes on past them.
 /// `source_capacity` must be at least 22 for IPv4, 64 for IPv6 (MC_SOURCE_MAX); it is
 /// checked before anything is received, so nothing is lost to a bad argument.
 ///

@@ -11,6 +11,7 @@ use std::ffi::{c_char, c_void, CStr};
 
 use crate::error::{Error, ErrorKind};
 
+mod auth;
 mod batch;
 mod capabilities;
 mod group;

@@ -9,14 +9,16 @@ use std::ffi::c_char;
 use std::ptr::addr_of_mut;
 use std::time::Duration;
 
-use super::{ffi_panic_boundary, ffi_status, mc_status, try_str_or_empty};
+use super::{ffi_panic_boundary, ffi_status, mc_status, try_bytes, try_str_or_empty};
+use crate::auth::GroupKey;
 use crate::error::Error;
 use crate::options::{JoinOptions, DEFAULT_TTL};
 
 /// The mc_join_options layout this header describes. Pass it to mc_join_options_init.
 /// Version 2 appended `rejoin`, `reannounce_seconds`, `max_datagrams_per_second` and
-/// `max_bytes_per_second`; version 1 is unchanged.
-pub const MC_JOIN_OPTIONS_VERSION: u32 = 2;
+/// `max_bytes_per_second`; version 3 the group keys of authenticated groups. Earlier
+/// versions are unchanged.
+pub const MC_JOIN_OPTIONS_VERSION: u32 = 3;
 
 /// Options for mc_join_with_options. Declare one, call mc_join_options_init on it, then
 /// set the fields you need; the defaults are what mc_join does.
@@ -64,19 +66,42 @@ pub struct mc_join_options {
     pub max_datagrams_per_second: u32,
     /// (Version 2.) Send budget in payload bytes per second, as above (0: no limit).
     pub max_bytes_per_second: u32,
+    /// (Version 3.) Authenticate the group: MC_GROUP_KEY_SIZE (32) bytes every member
+    /// shares. Each datagram sent is sealed with ChaCha20-Poly1305 (MC_AUTH_OVERHEAD
+    /// bytes more on the wire), and only datagrams sealed under a key the handle holds
+    /// are received; the rest are dropped and counted (mc_auth_counters). NULL (the
+    /// default) for a plain group. Copied at join: the caller may wipe it afterwards.
+    /// docs/authentication.md specifies the wire format.
+    pub group_key: *const u8,
+    /// (Version 3.) The length of group_key: MC_GROUP_KEY_SIZE, or 0 with NULL.
+    pub group_key_len: usize,
+    /// (Version 3.) During a key rotation, a second key whose datagrams are accepted
+    /// too (sends always use group_key); NULL (default) for none.
+    pub previous_key: *const u8,
+    /// (Version 3.) The length of previous_key: MC_GROUP_KEY_SIZE, or 0 with NULL.
+    pub previous_key_len: usize,
+    /// (Version 3.) The id of group_key, carried in every datagram so receivers know
+    /// which key sealed it (default 0). Give each new key a new id.
+    pub group_key_id: u8,
+    /// (Version 3.) The id of previous_key; must differ from group_key_id.
+    pub previous_key_id: u8,
 }
 
 // The layouts are fixed once released: version 1 ends with source_address (56 bytes
 // where pointers and size_t are 8 bytes: LP64 and Windows' LLP64; 32 where they are 4),
-// version 2 is the whole struct (72; 48). Only 32-bit fields follow the pointers, so no
-// ABI pads them differently (a double would be 4-aligned on i686, 8 on armv7).
+// version 2 ends with max_bytes_per_second (72; 48), version 3 is the whole struct (112;
+// 68). Only 32-bit and smaller fields follow the pointers, so no ABI pads them
+// differently (a double would be 4-aligned on i686, 8 on armv7).
 // Hand-written mirrors (the Python binding's ctypes structure, the fuzz target, the C
 // test) assert the same sizes.
 const _: () = assert!(
     std::mem::offset_of!(mc_join_options, rejoin) == if usize::BITS == 64 { 56 } else { 32 }
 );
+const _: () = assert!(
+    std::mem::offset_of!(mc_join_options, group_key) == if usize::BITS == 64 { 72 } else { 48 }
+);
 const _: () =
-    assert!(std::mem::size_of::<mc_join_options>() == if usize::BITS == 64 { 72 } else { 48 });
+    assert!(std::mem::size_of::<mc_join_options>() == if usize::BITS == 64 { 112 } else { 68 });
 
 /// Fills `options` with the defaults of layout `version` (pass MC_JOIN_OPTIONS_VERSION):
 /// no interface, TTL 1, loopback on, the kernel's receive buffer.
@@ -111,6 +136,14 @@ pub unsafe extern "C" fn mc_join_options_init(
             addr_of_mut!((*options).reannounce_seconds).write(0);
             addr_of_mut!((*options).max_datagrams_per_second).write(0);
             addr_of_mut!((*options).max_bytes_per_second).write(0);
+        }
+        if version >= 3 {
+            addr_of_mut!((*options).group_key).write(std::ptr::null());
+            addr_of_mut!((*options).group_key_len).write(0);
+            addr_of_mut!((*options).previous_key).write(std::ptr::null());
+            addr_of_mut!((*options).previous_key_len).write(0);
+            addr_of_mut!((*options).group_key_id).write(0);
+            addr_of_mut!((*options).previous_key_id).write(0);
         }
         Ok(mc_status::MC_OK)
     }
@@ -168,5 +201,38 @@ pub(super) unsafe fn to_join_options(
             std::ptr::addr_of!((*options).max_datagrams_per_second).read();
         join.max_bytes_per_second = std::ptr::addr_of!((*options).max_bytes_per_second).read();
     }
+    if version >= 3 {
+        join.group_key = key_field(
+            std::ptr::addr_of!((*options).group_key).read(),
+            std::ptr::addr_of!((*options).group_key_len).read(),
+            std::ptr::addr_of!((*options).group_key_id).read(),
+            "options.group_key",
+        )?;
+        join.previous_key = key_field(
+            std::ptr::addr_of!((*options).previous_key).read(),
+            std::ptr::addr_of!((*options).previous_key_len).read(),
+            std::ptr::addr_of!((*options).previous_key_id).read(),
+            "options.previous_key",
+        )?;
+    }
     Ok(join)
+}
+
+/// A key field of the options: none when NULL with length 0.
+///
+/// # Safety
+/// `key` must be NULL or point to `len` readable bytes.
+unsafe fn key_field(
+    key: *const u8,
+    len: usize,
+    id: u8,
+    name: &str,
+) -> Result<Option<GroupKey>, Error> {
+    if key.is_null() && len == 0 {
+        return Ok(None);
+    }
+    let bytes = try_bytes(key.cast(), len, name)?;
+    GroupKey::new(id, bytes)
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("{name}: {}", e.message())))
 }

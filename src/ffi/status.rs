@@ -23,7 +23,7 @@ pub enum mc_status {
     /// The interface was not found, has no usable address, or no route leads to groups.
     MC_ERR_INTERFACE = -3,
     /// A message over the group's limit (MC_MAX_MESSAGE_SIZE, or MC_MAX_MESSAGE_SIZE_V6
-    /// for IPv6); nothing was sent.
+    /// for IPv6; MC_AUTH_OVERHEAD less for an authenticated group); nothing was sent.
     MC_ERR_MESSAGE_TOO_LARGE = -4,
     /// mc_receive: *out_len holds the size needed; the datagram stays queued.
     MC_ERR_BUFFER_TOO_SMALL = -5,

@@ -19,10 +19,12 @@
 #include "check.h"
 #include "multicast.h"
 
-/* The released layouts are fixed (64-bit): version 1 is the 56 bytes up to source_address,
- * version 2 the whole struct. The Rust side and every mirror assert the same. */
+/* The released layouts are fixed (64-bit; 32-bit in brackets): version 1 is the 56 (32)
+ * bytes up to source_address, version 2 the 72 (48) up to max_bytes_per_second, version 3
+ * the whole struct. The Rust side and every mirror assert the same. */
 _Static_assert(offsetof(mc_join_options, rejoin) == (sizeof(void *) == 8 ? 56 : 32), "mc_join_options v1 layout changed");
-_Static_assert(sizeof(mc_join_options) == (sizeof(void *) == 8 ? 72 : 48), "mc_join_options v2 layout changed");
+_Static_assert(offsetof(mc_join_options, group_key) == (sizeof(void *) == 8 ? 72 : 48), "mc_join_options v2 layout changed");
+_Static_assert(sizeof(mc_join_options) == (sizeof(void *) == 8 ? 112 : 68), "mc_join_options v3 layout changed");
 
 #define CHECK_STATUS(expr, want)                                                        \
     do {                                                                                \
@@ -436,6 +438,15 @@ static void test_join_options(void) {
     mc_free(from_v1);
     free(v1);
 
+    /* Likewise a version-2 caller: nothing past max_bytes_per_second is read or written. */
+    mc_join_options *v2 = malloc(offsetof(mc_join_options, group_key));
+    CHECK_STATUS(mc_join_options_init(v2, 2), MC_OK);
+    CHECK(v2->version == 2 && v2->rejoin && v2->max_bytes_per_second == 0);
+    mc_group *from_v2 = NULL;
+    CHECK_STATUS(mc_join_with_options("239.1.3.2", next_port++, v2, &from_v2), MC_OK);
+    mc_free(from_v2);
+    free(v2);
+
     /* A send budget: one call takes its tokens at one instant, so these counts are exact. */
     mc_join_options limited = default_options();
     limited.max_datagrams_per_second = 2;
@@ -741,6 +752,196 @@ static void test_catalogue_ipv6(void) {
     mc_free(g);
 }
 
+/* Two keys with recognisable bytes ('A' and 'B'), so an error message quoting a key would show. */
+static uint8_t KEY_A[MC_GROUP_KEY_SIZE], KEY_B[MC_GROUP_KEY_SIZE];
+
+static void make_keys(void) {
+    memset(KEY_A, 'A', sizeof KEY_A);
+    memset(KEY_B, 'B', sizeof KEY_B);
+}
+
+static int contains(const char *hay, size_t len, const char *needle) {
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(hay + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+static mc_group *join_keyed(const char *group, int port, uint8_t id, const uint8_t *key) {
+    mc_join_options o = default_options();
+    o.group_key = key;
+    o.group_key_len = MC_GROUP_KEY_SIZE;
+    o.group_key_id = id;
+    mc_group *g = NULL;
+    CHECK_STATUS(mc_join_with_options(group, port, &o, &g), MC_OK);
+    if (!g) exit(1);
+    return g;
+}
+
+/* Receives the next datagram into buf (5 s at most), returning its length or -1. */
+static long next_datagram(mc_group *g, char *buf, size_t capacity) {
+    size_t len = 0;
+    mc_status s = mc_receive(g, 5.0, buf, capacity, &len, NULL, 0);
+    return s == MC_OK ? (long)len : -1;
+}
+
+static void check_counters(mc_group *g, uint64_t unauthenticated, uint64_t unknown_key, uint64_t replayed) {
+    uint64_t u = 99, k = 99, r = 99;
+    CHECK_STATUS(mc_auth_counters(g, &u, &k, &r), MC_OK);
+    CHECK(u == unauthenticated && k == unknown_key && r == replayed);
+    if (u != unauthenticated || k != unknown_key || r != replayed)
+        fprintf(stderr, "  counters %llu %llu %llu, want %llu %llu %llu\n", (unsigned long long)u,
+                (unsigned long long)k, (unsigned long long)r, (unsigned long long)unauthenticated,
+                (unsigned long long)unknown_key, (unsigned long long)replayed);
+}
+
+/* Members of a keyed group hear each other; the wire carries sealed datagrams only. */
+static void test_authenticated_groups(void) {
+    int port = next_port++;
+    mc_group *a = join_keyed("239.1.6.1", port, 1, KEY_A), *b = join_keyed("239.1.6.1", port, 1, KEY_A);
+    mc_group *tap = join_or_die("239.1.6.1", port);
+    char buf[256];
+    CHECK_STATUS(mc_send(a, "hello members", 13), MC_OK);
+    CHECK(next_datagram(b, buf, sizeof buf) == 13 && memcmp(buf, "hello members", 13) == 0);
+    CHECK(next_datagram(tap, buf, sizeof buf) == 13 + MC_AUTH_OVERHEAD && buf[0] == 1 && buf[1] == 1);
+    CHECK(!contains(buf, 13 + MC_AUTH_OVERHEAD, "hello"));
+    check_counters(b, 0, 0, 0);
+    check_counters(tap, 0, 0, 0);
+
+    /* Rotation: b first (keeping the old key), then a; then b retires the old key. */
+    CHECK_STATUS(mc_rotate_key(b, 2, KEY_B, MC_GROUP_KEY_SIZE, true), MC_OK);
+    CHECK_STATUS(mc_send(a, "old", 3), MC_OK);
+    CHECK(next_datagram(b, buf, sizeof buf) == 3);
+    CHECK_STATUS(mc_rotate_key(a, 2, KEY_B, MC_GROUP_KEY_SIZE, false), MC_OK);
+    CHECK_STATUS(mc_send(a, "new", 3), MC_OK);
+    CHECK(next_datagram(b, buf, sizeof buf) == 3 && memcmp(buf, "new", 3) == 0);
+
+    /* A generated key is random: two differ, and both work. */
+    uint8_t k1[MC_GROUP_KEY_SIZE], k2[MC_GROUP_KEY_SIZE];
+    CHECK_STATUS(mc_generate_key(k1, sizeof k1), MC_OK);
+    CHECK_STATUS(mc_generate_key(k2, sizeof k2), MC_OK);
+    CHECK(memcmp(k1, k2, sizeof k1) != 0);
+    mc_free(a);
+    mc_free(b);
+    mc_free(tap);
+}
+
+/* What a keyed receiver does with datagrams that are not for it: each row's call
+ * receives past them to a genuine "marker" (the socket queue keeps order, so by then all
+ * of them were judged) and the counters say why each was dropped. */
+static void test_catalogue_auth_datagrams(void) {
+    int port = next_port++;
+    mc_group *sender = join_keyed("239.1.6.2", port, 1, KEY_A), *member = join_keyed("239.1.6.2", port, 1, KEY_A);
+    mc_group *stranger = join_keyed("239.1.6.2", port, 7, KEY_B);
+    mc_group *tap = join_or_die("239.1.6.2", port);
+    char genuine[64], altered[64], buf[64];
+    CHECK_STATUS(mc_send(sender, "twenty bytes of text", 20), MC_OK);
+    CHECK(next_datagram(member, buf, sizeof buf) == 20);
+    long n = next_datagram(tap, genuine, sizeof genuine);
+    CHECK(n == 20 + MC_AUTH_OVERHEAD);
+    if (n <= 1) exit(1);
+    size_t len = 0;
+    uint64_t base_u = 0;
+
+    for (long i = 0; i < n; i++) {
+        memcpy(altered, genuine, (size_t)n);
+        altered[i] ^= 1;
+        mc_send(tap, altered, (size_t)n);
+    }
+    mc_send(sender, "marker", 6);
+    CATALOGUE("`mc_receive` keyed group: each byte of a sealed datagram flipped, one datagram each: dropped, counted as unauthenticated (as unknown_key for byte 1, the key id); the call returns the next genuine message", mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK(len == 6 && memcmp(buf, "marker", 6) == 0);
+    /* Byte 1 is the key id: flipped, it names a key the group does not hold. */
+    check_counters(member, (uint64_t)n - 1, 1, 0);
+    base_u = (uint64_t)n - 1;
+
+    mc_send(tap, genuine, (size_t)n - 1);
+    mc_send(tap, genuine, 14);
+    mc_send(sender, "marker", 6);
+    CATALOGUE("`mc_receive` keyed group: a sealed datagram cut short (by 1 byte, to its header): dropped, counted as unauthenticated", mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    check_counters(member, base_u + 2, 1, 0);
+
+    memcpy(altered, genuine, (size_t)n);
+    altered[n] = 'x';
+    mc_send(tap, altered, (size_t)n + 1);
+    mc_send(sender, "marker", 6);
+    CATALOGUE("`mc_receive` keyed group: a sealed datagram with a byte appended: dropped, counted as unauthenticated", mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    check_counters(member, base_u + 3, 1, 0);
+
+    mc_send(tap, genuine, (size_t)n);
+    mc_send(tap, genuine, (size_t)n);
+    mc_send(sender, "marker", 6);
+    CATALOGUE("`mc_receive` keyed group: a recorded datagram replayed twice: dropped, counted as replayed", mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK(len == 6);
+    check_counters(member, base_u + 3, 1, 2);
+
+    mc_send(tap, "plain text from anyone", 22);
+    mc_send(tap, "", 0);
+    mc_send(sender, "marker", 6);
+    CATALOGUE("`mc_receive` keyed group: plain datagrams from a host without the key (22 bytes, empty): dropped, counted as unauthenticated", mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    check_counters(member, base_u + 5, 1, 2);
+
+    mc_send(stranger, "other key id", 12);
+    mc_send(sender, "marker", 6);
+    CATALOGUE("`mc_receive` keyed group: a datagram sealed under a key id it does not hold: dropped, counted as unknown_key", mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    check_counters(member, base_u + 5, 2, 2);
+
+    mc_send(sender, "a message of 40 bytes, too big for 16..", 40);
+    CATALOGUE("`mc_receive` keyed group: 40-byte message, 16-byte buffer", mc_receive(member, 5.0, buf, 16, &len, NULL, 0), MC_ERR_BUFFER_TOO_SMALL);
+    CHECK(len == 40);
+    CHECK_STATUS(mc_receive(member, 5.0, buf, sizeof buf, &len, NULL, 0), MC_OK);
+    CHECK(len == 40);
+
+    char *big = calloc(1, MC_MAX_MESSAGE_SIZE);
+    CATALOGUE("`mc_send` keyed group: MC_MAX_MESSAGE_SIZE - MC_AUTH_OVERHEAD + 1 bytes", mc_send(sender, big, MC_MAX_MESSAGE_SIZE - MC_AUTH_OVERHEAD + 1), MC_ERR_MESSAGE_TOO_LARGE);
+    free(big);
+    mc_free(sender);
+    mc_free(member);
+    mc_free(stranger);
+    mc_free(tap);
+}
+
+/* Bad keys and key calls. */
+static void test_catalogue_auth_keys(void) {
+    mc_group *g = NULL;
+    mc_join_options o = default_options();
+    o.group_key = KEY_A;
+    o.group_key_len = 16;
+    CATALOGUE("`mc_join_with_options` group_key of 16 bytes", mc_join_with_options("239.1.6.3", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.group_key = NULL;
+    o.group_key_len = MC_GROUP_KEY_SIZE;
+    CATALOGUE("`mc_join_with_options` group_key NULL, group_key_len 32", mc_join_with_options("239.1.6.3", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.group_key_len = 0;
+    o.previous_key = KEY_B;
+    o.previous_key_len = MC_GROUP_KEY_SIZE;
+    CATALOGUE("`mc_join_with_options` previous_key without group_key", mc_join_with_options("239.1.6.3", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    o.group_key = KEY_A;
+    o.group_key_len = MC_GROUP_KEY_SIZE;
+    o.group_key_id = o.previous_key_id = 4;
+    CATALOGUE("`mc_join_with_options` previous_key_id equal to group_key_id", mc_join_with_options("239.1.6.3", 9999, &o, &g), MC_ERR_INVALID_ARGUMENT);
+    CHECK(g == NULL);
+    CHECK(strstr(mc_last_error(), "AAAA") == NULL && strstr(mc_last_error(), "65") == NULL);
+
+    uint8_t key[MC_GROUP_KEY_SIZE];
+    CATALOGUE("`mc_generate_key` out_len 16", mc_generate_key(key, 16), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_generate_key` out NULL", mc_generate_key(NULL, MC_GROUP_KEY_SIZE), MC_ERR_INVALID_ARGUMENT);
+
+    int port = next_port++;
+    mc_group *plain = join_or_die("239.1.6.3", port), *keyed = join_keyed("239.1.6.3", port, 1, KEY_A);
+    CATALOGUE("`mc_rotate_key` group joined without a key", mc_rotate_key(plain, 2, KEY_B, MC_GROUP_KEY_SIZE, true), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_rotate_key` group NULL", mc_rotate_key(NULL, 2, KEY_B, MC_GROUP_KEY_SIZE, true), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_rotate_key` key NULL", mc_rotate_key(keyed, 2, NULL, MC_GROUP_KEY_SIZE, true), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_rotate_key` 31-byte key", mc_rotate_key(keyed, 2, KEY_B, 31, true), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_rotate_key` the current key's id", mc_rotate_key(keyed, 1, KEY_B, MC_GROUP_KEY_SIZE, true), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_auth_counters` group NULL", mc_auth_counters(NULL, NULL, NULL, NULL), MC_ERR_INVALID_ARGUMENT);
+    CATALOGUE("`mc_auth_counters` plain group", mc_auth_counters(plain, NULL, NULL, NULL), MC_OK);
+    mc_close(keyed);
+    CATALOGUE("`mc_rotate_key` after close", mc_rotate_key(keyed, 2, KEY_B, MC_GROUP_KEY_SIZE, true), MC_ERR_CLOSED);
+    CATALOGUE("`mc_auth_counters` after close", mc_auth_counters(keyed, NULL, NULL, NULL), MC_ERR_CLOSED);
+    mc_free(plain);
+    mc_free(keyed);
+}
+
 /* Bad inputs and faults, one row each in the catalogue (docs/testing.md). */
 static void test_catalogue(void) {
     mc_group *g = NULL;
@@ -798,6 +999,8 @@ static void test_catalogue(void) {
     test_catalogue_options();
     test_catalogue_batches();
     test_catalogue_ipv6();
+    test_catalogue_auth_keys();
+    test_catalogue_auth_datagrams();
 }
 
 /* With the descriptor limit reached, mc_join fails cleanly and works again afterwards. */
@@ -839,6 +1042,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (getenv("MC_CATALOGUE")) catalogue = fopen(getenv("MC_CATALOGUE"), "a");
+    make_keys();
     if (argc > 1 && strcmp(argv[1], "--no-route") == 0) {
         test_no_route();
     } else {
@@ -859,6 +1063,7 @@ int main(int argc, char **argv) {
         test_json();
         test_groups_do_not_leak();
         test_close_wakes_receivers();
+        test_authenticated_groups();
         test_no_descriptor_leak();
         test_catalogue();
         /* valgrind virtualises RLIMIT_NOFILE, so this one runs in the plain and ASan runs. */
