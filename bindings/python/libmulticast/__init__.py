@@ -75,23 +75,30 @@ _lib.mc_version.restype = ctypes.c_char_p
 
 
 class _JoinOptions(ctypes.Structure):
-    """mc_join_options, layout version 2 (MC_JOIN_OPTIONS_VERSION)."""
+    """mc_join_options, layout version 3 (MC_JOIN_OPTIONS_VERSION)."""
     _fields_ = [("version", ctypes.c_uint32), ("interface_name", ctypes.c_char_p),
                 ("interface_index", ctypes.c_uint32), ("ttl", ctypes.c_int32),
                 ("loopback", ctypes.c_bool), ("receive_buffer_size", ctypes.c_size_t),
                 ("gro", ctypes.c_bool), ("packet_info", ctypes.c_bool),
                 ("source_address", ctypes.c_char_p),
                 ("rejoin", ctypes.c_bool), ("reannounce_seconds", ctypes.c_uint32),
-                ("max_datagrams_per_second", ctypes.c_uint32), ("max_bytes_per_second", ctypes.c_uint32)]
+                ("max_datagrams_per_second", ctypes.c_uint32), ("max_bytes_per_second", ctypes.c_uint32),
+                ("group_key", ctypes.c_void_p), ("group_key_len", ctypes.c_size_t),
+                ("previous_key", ctypes.c_void_p), ("previous_key_len", ctypes.c_size_t),
+                ("group_key_id", ctypes.c_uint8), ("previous_key_id", ctypes.c_uint8)]
 
 
-_JOIN_OPTIONS_VERSION = 2
+_JOIN_OPTIONS_VERSION = 3
 # The C layouts: version 1 ends with source_address (56 bytes with 8-byte pointers, 32 with
-# 4-byte ones), version 2 is the whole struct (72; 48).
-# A field added on one side only would corrupt memory.
+# 4-byte ones), version 2 with max_bytes_per_second (72; 48), version 3 is the whole
+# struct (112; 68). A field added on one side only would corrupt memory.
 _POINTER_BYTES = ctypes.sizeof(ctypes.c_void_p)
-assert (_JoinOptions.rejoin.offset, ctypes.sizeof(_JoinOptions)) == ((56, 72) if _POINTER_BYTES == 8 else (32, 48)), \
-    "mc_join_options mirror out of date"
+assert (_JoinOptions.rejoin.offset, _JoinOptions.group_key.offset, ctypes.sizeof(_JoinOptions)) == \
+    ((56, 72, 112) if _POINTER_BYTES == 8 else (32, 48, 68)), "mc_join_options mirror out of date"
+#: Bytes in a group key (MC_GROUP_KEY_SIZE).
+KEY_SIZE = 32
+#: What sealing adds to each datagram of an authenticated group (MC_AUTH_OVERHEAD).
+AUTH_OVERHEAD = 30
 _lib.mc_join_options_init.argtypes = [ctypes.POINTER(_JoinOptions), ctypes.c_uint32]
 _lib.mc_join_with_options.argtypes = [ctypes.c_char_p, ctypes.c_int32,
                                       ctypes.POINTER(_JoinOptions), ctypes.POINTER(_group_p)]
@@ -113,6 +120,9 @@ _lib.mc_fd.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int)]
 _lib.mc_receive_buffer_size.argtypes = [_group_p, ctypes.POINTER(ctypes.c_size_t)]
 _lib.mc_membership.argtypes = [_group_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_uint64)]
 _lib.mc_membership.restype = ctypes.c_int
+_lib.mc_generate_key.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_lib.mc_rotate_key.argtypes = [_group_p, ctypes.c_uint8, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_bool]
+_lib.mc_auth_counters.argtypes = [_group_p] + [ctypes.POINTER(ctypes.c_uint64)] * 3
 _lib.mc_capabilities.argtypes = [ctypes.POINTER(ctypes.c_uint32)]
 _lib.mc_capabilities.restype = ctypes.c_int
 # mc_capability bits (never renumbered).
@@ -122,7 +132,7 @@ _CAPABILITIES = {1: "drop_count", 2: "packet_info", 4: "gro", 8: "gso", 16: "bat
 _MEMBERSHIP = {0: "joined", 1: "interface_down", 2: "interface_gone"}
 for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "mc_join_options_init",
               "mc_join_with_options", "mc_fd", "mc_receive_buffer_size", "mc_send_batch",
-              "mc_receive_batch"):
+              "mc_receive_batch", "mc_generate_key", "mc_rotate_key", "mc_auth_counters"):
     getattr(_lib, _name).restype = ctypes.c_int
 
 _OK, _TIMEOUT = 0, 1
@@ -346,6 +356,23 @@ class Group:
         _check(_lib.mc_membership(self._handle, None, ctypes.byref(count)))
         return count.value
 
+    def rotate_key(self, key: bytes, key_id: int, keep_previous: bool = True) -> None:
+        """Seals sends under ``key`` (``KEY_SIZE`` bytes) with id ``key_id`` (0..255, not
+        the current key's) from now on; with ``keep_previous`` the replaced key is still
+        accepted while the other members change over."""
+        buffer, length = _key_bytes(key, "key")
+        _check(_lib.mc_rotate_key(self._handle, _key_id(key_id, "key_id"), buffer, length,
+                                  bool(keep_previous)))
+
+    @property
+    def auth_counters(self) -> dict:
+        """Datagrams an authenticated group dropped since the join, by reason:
+        {"unauthenticated": forged, altered or malformed, "unknown_key": sealed under a
+        key id this handle does not hold, "replayed": authentic but seen before}."""
+        counts = [ctypes.c_uint64(0) for _ in range(3)]
+        _check(_lib.mc_auth_counters(self._handle, *(ctypes.byref(c) for c in counts)))
+        return dict(zip(("unauthenticated", "unknown_key", "replayed"), (c.value for c in counts)))
+
     @property
     def receive_buffer_size(self) -> int:
         """The socket receive buffer the kernel granted (Linux doubles the request and
@@ -393,10 +420,33 @@ def capabilities() -> frozenset:
     return frozenset(name for bit, name in _CAPABILITIES.items() if bits.value & bit)
 
 
+def generate_key() -> bytes:
+    """A new random group key (``KEY_SIZE`` bytes) from the operating system."""
+    out = (ctypes.c_uint8 * KEY_SIZE)()
+    _check(_lib.mc_generate_key(out, KEY_SIZE))
+    return bytes(out)
+
+
+def _key_bytes(key, what):
+    """A ctypes copy of a key and its length (the C side checks the length)."""
+    if not isinstance(key, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"{what} must be bytes, not {type(key).__name__}")
+    data = bytes(key)
+    return (ctypes.c_uint8 * max(len(data), 1)).from_buffer_copy(data.ljust(1, b"\0")), len(data)
+
+
+def _key_id(value, what):
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
+        raise InvalidArgumentError(f"{what} must be an integer in 0..255, not {value!r}")
+    return value
+
+
 def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int = 1, loopback: bool = True,
          interface_index: int = 0, receive_buffer: int = 0, gro: bool = False,
          source: Optional[str] = "", rejoin: bool = True, reannounce: Optional[int] = None,
-         max_datagrams_per_second: int = 0, max_bytes_per_second: int = 0) -> Group:
+         max_datagrams_per_second: int = 0, max_bytes_per_second: int = 0,
+         key: Optional[bytes] = None, key_id: int = 0, previous_key: Optional[bytes] = None,
+         previous_key_id: int = 0) -> Group:
     """Joins ``group_addr`` on ``port``; ``interface`` is a name, an address, or "" for
     the kernel's choice (or give ``interface_index``). ``ttl`` 1..255, ``loopback``
     whether this host hears its own sends, ``receive_buffer`` the SO_RCVBUF to request
@@ -407,7 +457,10 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
     ``reannounce`` (whole seconds, at least 1) re-announces the membership for LANs whose
     snooping switches have no querier; ``max_datagrams_per_second`` and
     ``max_bytes_per_second`` (0: no limit) make sends over that budget raise
-    ``RateLimitedError``."""
+    ``RateLimitedError``. ``key`` (``KEY_SIZE`` bytes, id ``key_id``) makes an
+    authenticated group: sends are sealed with ChaCha20-Poly1305 and only datagrams
+    sealed by a key holder are received (see ``Group.auth_counters``); ``previous_key``
+    (id ``previous_key_id``) is accepted too, during a rotation."""
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise InvalidArgumentError("port must be between 1 and 65535")
     for name, value, limit in (("ttl", ttl, 2**31 - 1), ("interface_index", interface_index, 2**32 - 1),
@@ -435,6 +488,15 @@ def join(group_addr: str, port: int, interface: Optional[str] = "", *, ttl: int 
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**32 - 1:
             raise InvalidArgumentError(f"{name} must be an integer in 0..4294967295, not {value!r}")
         setattr(options, name, value)
+    keys = []  # kept alive until the call returns
+    for field, value, id_field, id_value in (("group_key", key, "group_key_id", key_id),
+                                             ("previous_key", previous_key, "previous_key_id", previous_key_id)):
+        setattr(options, id_field, _key_id(id_value, id_field.replace("group_", "")))
+        if value is not None:
+            buffer, length = _key_bytes(value, field.replace("group_", ""))
+            keys.append(buffer)
+            setattr(options, field, ctypes.cast(buffer, ctypes.c_void_p))
+            setattr(options, field + "_len", length)
     handle = _group_p()
     _check(_lib.mc_join_with_options(_text(group_addr, "group_addr"), port, ctypes.byref(options),
                                      ctypes.byref(handle)))
