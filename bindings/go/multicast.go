@@ -37,7 +37,10 @@ static gomc_result gomc_join_with_options(const char *group, int32_t port, const
                                           uint32_t index, int32_t ttl, bool loopback,
                                           size_t receive_buffer, bool gro, const char *source,
                                           bool rejoin, uint32_t reannounce,
-                                          uint32_t max_datagrams, uint32_t max_bytes) {
+                                          uint32_t max_datagrams, uint32_t max_bytes,
+                                          const uint8_t *key, size_t key_len, uint8_t key_id,
+                                          const uint8_t *previous, size_t previous_len,
+                                          uint8_t previous_id) {
 	mc_join_options o;
 	mc_group *g = NULL;
 	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
@@ -53,6 +56,12 @@ static gomc_result gomc_join_with_options(const char *group, int32_t port, const
 		o.reannounce_seconds = reannounce;
 		o.max_datagrams_per_second = max_datagrams;
 		o.max_bytes_per_second = max_bytes;
+		o.group_key = key;
+		o.group_key_len = key_len;
+		o.group_key_id = key_id;
+		o.previous_key = previous;
+		o.previous_key_len = previous_len;
+		o.previous_key_id = previous_id;
 		s = mc_join_with_options(group, port, &o, &g);
 	}
 	gomc_result r = gomc_done(s);
@@ -106,6 +115,18 @@ static gomc_result gomc_receive_batch(mc_group *g, double timeout, mc_received *
 	gomc_result r = gomc_done(mc_receive_batch(g, timeout, slots, count, &n));
 	r.len = n;
 	return r;
+}
+
+static gomc_result gomc_rotate_key(mc_group *g, uint8_t id, const uint8_t *key, size_t len, bool keep) {
+	return gomc_done(mc_rotate_key(g, id, key, len, keep));
+}
+
+static gomc_result gomc_auth_counters(mc_group *g, uint64_t *counts) {
+	return gomc_done(mc_auth_counters(g, &counts[0], &counts[1], &counts[2]));
+}
+
+static gomc_result gomc_generate_key(uint8_t *out) {
+	return gomc_done(mc_generate_key(out, MC_GROUP_KEY_SIZE));
 }
 
 static gomc_result gomc_close(mc_group *g) {
@@ -170,6 +191,15 @@ type JoinOptions struct {
 	// ErrRateLimited and sends nothing.
 	MaxDatagramsPerSecond uint32
 	MaxBytesPerSecond     uint32
+	// Key makes an authenticated group (KeySize bytes, id KeyID): every datagram sent is
+	// sealed with ChaCha20-Poly1305 and only datagrams sealed by a key holder are
+	// received (see AuthCounters, docs/authentication.md). nil: a plain group; any
+	// other length, an empty slice included, is refused.
+	Key   []byte
+	KeyID uint8
+	// PreviousKey (id PreviousKeyID, not KeyID) is accepted too, during a rotation.
+	PreviousKey   []byte
+	PreviousKeyID uint8
 }
 
 // JoinWithOptions joins as Join does, with the interface, TTL, loopback and receive
@@ -206,10 +236,15 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	defer C.free(unsafe.Pointer(cIface))
 	cSource := C.CString(opts.Source)
 	defer C.free(unsafe.Pointer(cSource))
+	key, keyLen := cKey(opts.Key)
+	defer freeKey(key, keyLen)
+	previous, previousLen := cKey(opts.PreviousKey)
+	defer freeKey(previous, previousLen)
 	r := C.gomc_join_with_options(cGroup, C.int32_t(port), cIface, C.uint32_t(opts.InterfaceIndex),
 		C.int32_t(ttl), C.bool(!opts.DisableLoopback), C.size_t(opts.ReceiveBufferSize), C.bool(opts.GRO), cSource,
 		C.bool(!opts.NoRejoin), C.uint32_t(reannounce),
-		C.uint32_t(opts.MaxDatagramsPerSecond), C.uint32_t(opts.MaxBytesPerSecond))
+		C.uint32_t(opts.MaxDatagramsPerSecond), C.uint32_t(opts.MaxBytesPerSecond),
+		key, keyLen, C.uint8_t(opts.KeyID), previous, previousLen, C.uint8_t(opts.PreviousKeyID))
 	if r.status != C.MC_OK {
 		return nil, newError(r)
 	}
@@ -443,6 +478,76 @@ func (g *Group) Membership() (MembershipStatus, uint64, error) {
 		return InterfaceGone, 0, newError(r)
 	}
 	return MembershipStatus(r.len), uint64(rejoins), nil
+}
+
+// KeySize is the length of a group key in bytes; AuthOverhead what sealing adds to each
+// datagram of an authenticated group (its messages may be that much shorter).
+const (
+	KeySize      = C.MC_GROUP_KEY_SIZE
+	AuthOverhead = C.MC_AUTH_OVERHEAD
+)
+
+// cKey copies a key into C memory (wiped and freed by freeKey): NULL for nil, so that
+// an empty but non-nil slice is refused rather than taken for "no key".
+func cKey(key []byte) (*C.uint8_t, C.size_t) {
+	if key == nil {
+		return nil, 0
+	}
+	p := (*C.uint8_t)(C.malloc(C.size_t(len(key) + 1)))
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(p)), len(key)), key)
+	return p, C.size_t(len(key))
+}
+
+func freeKey(p *C.uint8_t, n C.size_t) {
+	if p != nil {
+		clear(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
+		C.free(unsafe.Pointer(p))
+	}
+}
+
+// GenerateKey returns a new random group key (KeySize bytes) from the operating system.
+func GenerateKey() ([]byte, error) {
+	key := make([]byte, KeySize)
+	r := C.gomc_generate_key((*C.uint8_t)(unsafe.Pointer(&key[0])))
+	if r.status != C.MC_OK {
+		return nil, newError(r)
+	}
+	return key, nil
+}
+
+// RotateKey seals sends under key (KeySize bytes) with id (not the current key's) from
+// now on; with keepPrevious the replaced key is still accepted while the other members
+// change over, and a key kept from an earlier rotation is forgotten.
+func (g *Group) RotateKey(key []byte, id uint8, keepPrevious bool) error {
+	if key == nil {
+		key = []byte{}
+	}
+	p, n := cKey(key)
+	defer freeKey(p, n)
+	r := C.gomc_rotate_key(g.handle, C.uint8_t(id), p, n, C.bool(keepPrevious))
+	runtime.KeepAlive(g)
+	if r.status != C.MC_OK {
+		return newError(r)
+	}
+	return nil
+}
+
+// AuthCounters are the datagrams an authenticated group dropped since the join.
+type AuthCounters struct {
+	Unauthenticated uint64 // forged, altered or malformed
+	UnknownKey      uint64 // sealed under a key id this handle does not hold
+	Replayed        uint64 // authentic, but seen before or too far behind its sender
+}
+
+// AuthCounters reports the group's dropped datagrams by reason (all zero for a plain group).
+func (g *Group) AuthCounters() (AuthCounters, error) {
+	var counts [3]C.uint64_t
+	r := C.gomc_auth_counters(g.handle, &counts[0])
+	runtime.KeepAlive(g)
+	if r.status != C.MC_OK {
+		return AuthCounters{}, newError(r)
+	}
+	return AuthCounters{uint64(counts[0]), uint64(counts[1]), uint64(counts[2])}, nil
 }
 
 // GroupAddr is the group address, e.g. "239.1.1.1".

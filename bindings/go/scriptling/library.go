@@ -182,6 +182,9 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 	if err := p.check(groupAddr, int(port), opts.Interface, opts.TTL); err != nil {
 		return scerrors.NewError("%s", err.Error())
 	}
+	if err := p.keyFor(groupAddr, &opts); err != nil {
+		return scerrors.NewError("%s", err.Error())
+	}
 	if err := p.reserve(); err != nil {
 		return scerrors.NewError("%s", err.Error())
 	}

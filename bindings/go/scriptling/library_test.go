@@ -1,6 +1,7 @@
 package multicast_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -690,5 +691,63 @@ g.close()
 		if scriptlingmulticast.RegisterWithOptions(scriptling.New(), bad) == nil {
 			t.Errorf("options %+v accepted", bad)
 		}
+	}
+}
+
+// Host-configured keys: a script's group inside the rule's prefix is sealed, so only
+// key holders hear it and a host without the key cannot speak into it.
+func TestHostKeysAuthenticateScriptGroups(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, mc.KeySize)
+	opts := scriptlingmulticast.Options{
+		GroupKeys:   []scriptlingmulticast.GroupKeyRule{{Groups: netip.MustParsePrefix("239.255.3.0/24"), KeyID: 1, Key: key}},
+		RequireKeys: true,
+	}
+	member, err := mc.JoinWithOptions("239.255.3.1", 9020, mc.JoinOptions{Key: key, KeyID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	tap, err := mc.Join("239.255.3.1", 9020, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tap.Close()
+	go func() {
+		// Once the script's message arrives, a host without the key and one with it speak.
+		if m, _ := member.Receive(10 * time.Second); m != nil && string(m.Data) == "from script" {
+			tap.Send("forged")
+			member.Send("from go")
+		}
+	}()
+	out, errText := runWith(t, opts, `
+g = mc.join("239.255.3.1", 9020)
+g.send("from script")
+print(g.receive(timeout=5)["data"])
+print(g.receive(timeout=5)["data"])
+g.close()
+try:
+    mc.join("239.1.1.1", 9020)
+except Exception as e:
+    print(e)
+`)
+	want := "b'from script'\nb'from go'\ngroup 239.1.1.1 has no key in the host's policy\n"
+	if errText != "" || out != want {
+		t.Fatalf("got %q (error %q), want %q", out, errText, want)
+	}
+	if wire, _ := tap.Receive(5 * time.Second); wire == nil || bytes.Contains(wire.Data, []byte("from script")) {
+		t.Fatalf("a host without the key read %v", wire)
+	}
+	// The member's own message follows the forged one in its queue: reading it judges both.
+	if m, _ := member.Receive(5 * time.Second); m == nil || string(m.Data) != "from go" {
+		t.Fatalf("member got %v", m)
+	}
+	if counts, _ := member.AuthCounters(); counts.Unauthenticated != 1 {
+		t.Fatalf("member counters %+v", counts)
+	}
+	bad := scriptlingmulticast.Options{GroupKeys: []scriptlingmulticast.GroupKeyRule{
+		{Groups: netip.MustParsePrefix("239.255.3.0/24"), Key: make([]byte, 16)}}}
+	if err := scriptlingmulticast.RegisterWithOptions(scriptling.New(), bad); err == nil ||
+		!strings.Contains(err.Error(), "is 16 bytes, not 32") {
+		t.Fatalf("a 16-byte key: %v", err)
 	}
 }

@@ -1,10 +1,13 @@
 package multicast
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
+
+	mc "github.com/libmulticast/libmulticast/bindings/go"
 )
 
 // Options is a host's policy for what the scripts of one interpreter may do with
@@ -33,6 +36,23 @@ type Options struct {
 	// fails with "send failed: over the send limit of ...".
 	MaxDatagramsPerSecond uint32
 	MaxBytesPerSecond     uint32
+	// GroupKeys authenticate groups: a script's join of a group inside a rule's prefix
+	// is sealed under that rule's key (the first rule that matches), so scripts on
+	// hosts holding the key hear only each other. Keys come from the host only: scripts
+	// can neither see nor set them. With RequireKeys, a join of a group no rule covers
+	// is refused ("group 239.1.1.1 has no key in the host's policy").
+	GroupKeys   []GroupKeyRule
+	RequireKeys bool
+}
+
+// GroupKeyRule is the key (and, during a rotation, the previous key) of a group prefix.
+// See the core binding's JoinOptions.Key; keys are KeySize (32) bytes.
+type GroupKeyRule struct {
+	Groups        netip.Prefix
+	KeyID         uint8
+	Key           []byte
+	PreviousKeyID uint8
+	PreviousKey   []byte
 }
 
 // PortRange is an inclusive range of ports; {9999, 9999} is one port.
@@ -59,7 +79,40 @@ func newPolicy(opts Options) (*policy, error) {
 	if opts.MaxTTL < 0 || opts.MaxTTL > 255 || opts.MaxOpenGroups < 0 {
 		return nil, fmt.Errorf("scriptling multicast options: MaxTTL %d (0..255) or MaxOpenGroups %d (>= 0) out of range", opts.MaxTTL, opts.MaxOpenGroups)
 	}
+	// The rules are copied, so the host changing its slices later changes nothing here.
+	rules := make([]GroupKeyRule, len(opts.GroupKeys))
+	for i, r := range opts.GroupKeys {
+		switch {
+		case !r.Groups.IsValid() || !r.Groups.Addr().IsMulticast():
+			return nil, fmt.Errorf("scriptling multicast options: key prefix %v is not a multicast prefix", r.Groups)
+		case len(r.Key) != mc.KeySize:
+			return nil, fmt.Errorf("scriptling multicast options: the key for %v is %d bytes, not %d", r.Groups, len(r.Key), mc.KeySize)
+		case r.PreviousKey != nil && len(r.PreviousKey) != mc.KeySize:
+			return nil, fmt.Errorf("scriptling multicast options: the previous key for %v is %d bytes, not %d", r.Groups, len(r.PreviousKey), mc.KeySize)
+		case r.PreviousKey != nil && r.PreviousKeyID == r.KeyID:
+			return nil, fmt.Errorf("scriptling multicast options: the previous key for %v has the key's id %d", r.Groups, r.KeyID)
+		}
+		rules[i] = GroupKeyRule{r.Groups, r.KeyID, bytes.Clone(r.Key), r.PreviousKeyID, bytes.Clone(r.PreviousKey)}
+	}
+	opts.GroupKeys = rules
 	return &policy{Options: opts}, nil
+}
+
+// keyFor sets the key of the first rule covering groupAddr on opts; without one, it
+// refuses the join if the policy requires keys.
+func (p *policy) keyFor(groupAddr string, opts *mc.JoinOptions) error {
+	addr, _, literal := groupLiteral(groupAddr)
+	for _, r := range p.GroupKeys {
+		if literal && r.Groups.Contains(addr) {
+			opts.Key, opts.KeyID = r.Key, r.KeyID
+			opts.PreviousKey, opts.PreviousKeyID = r.PreviousKey, r.PreviousKeyID
+			return nil
+		}
+	}
+	if p.RequireKeys && literal {
+		return fmt.Errorf("group %s has no key in the host's policy", addr)
+	}
+	return nil
 }
 
 // check refuses a join the policy does not allow, before any socket is opened.
