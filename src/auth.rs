@@ -161,16 +161,38 @@ pub struct Destination {
 }
 
 impl Destination {
-    fn aad(&self, header: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(HEADER_LEN + 18);
-        aad.extend_from_slice(header);
-        match self.group {
-            IpAddr::V4(a) => aad.extend_from_slice(&a.octets()),
-            IpAddr::V6(a) => aad.extend_from_slice(&a.octets()),
+    /// The associated data of a datagram with this header: header, group, port.
+    fn aad(&self, header: &[u8]) -> Aad {
+        let mut bytes = [0u8; HEADER_LEN + 18];
+        bytes[..HEADER_LEN].copy_from_slice(header);
+        let group_len = match self.group {
+            IpAddr::V4(a) => copy_at(&mut bytes, HEADER_LEN, &a.octets()),
+            IpAddr::V6(a) => copy_at(&mut bytes, HEADER_LEN, &a.octets()),
+        };
+        let len = HEADER_LEN + group_len;
+        copy_at(&mut bytes, len, &self.port.to_be_bytes());
+        Aad {
+            bytes,
+            len: len + 2,
         }
-        aad.extend_from_slice(&self.port.to_be_bytes());
-        aad
     }
+}
+
+/// Associated data on the stack: sealing and opening allocate nothing.
+struct Aad {
+    bytes: [u8; HEADER_LEN + 18],
+    len: usize,
+}
+
+impl Aad {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+fn copy_at(into: &mut [u8], at: usize, from: &[u8]) -> usize {
+    into[at..at + from.len()].copy_from_slice(from);
+    from.len()
 }
 
 /// Who sealed a datagram and where its message is.
@@ -199,6 +221,20 @@ pub enum Rejection {
 /// Seals `message` as datagram `seq` of `sender`, under the keyring's current key.
 pub fn seal(keys: &Keyring, to: Destination, sender: u64, seq: u32, message: &[u8]) -> Vec<u8> {
     let mut datagram = Vec::with_capacity(message.len() + OVERHEAD);
+    seal_into(keys, to, sender, seq, message, &mut datagram);
+    datagram
+}
+
+/// [`seal`] into `datagram` (cleared first), reusing its memory.
+pub fn seal_into(
+    keys: &Keyring,
+    to: Destination,
+    sender: u64,
+    seq: u32,
+    message: &[u8],
+    datagram: &mut Vec<u8>,
+) {
+    datagram.clear();
     datagram.push(WIRE_VERSION);
     datagram.push(keys.current.0);
     datagram.extend_from_slice(&sender.to_be_bytes());
@@ -208,10 +244,13 @@ pub fn seal(keys: &Keyring, to: Destination, sender: u64, seq: u32, message: &[u
     let tag = keys
         .current
         .1
-        .encrypt_in_place_detached(Nonce::from_slice(&header[2..]), &to.aad(header), body)
+        .encrypt_in_place_detached(
+            Nonce::from_slice(&header[2..]),
+            to.aad(header).as_slice(),
+            body,
+        )
         .expect("ChaCha20-Poly1305 seals any message under 256 GiB");
     datagram.extend_from_slice(&tag);
-    datagram
 }
 
 /// Verifies and decrypts `datagram` in place. Nothing is decrypted unless the tag
@@ -230,7 +269,7 @@ pub fn open(
     cipher
         .decrypt_in_place_detached(
             Nonce::from_slice(&header[2..]),
-            &to.aad(header),
+            to.aad(header).as_slice(),
             body,
             Tag::from_slice(tag),
         )

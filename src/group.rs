@@ -55,6 +55,11 @@ struct Coalesced {
     meta: platform::RecvMeta,
 }
 
+thread_local! {
+    // Where this thread seals its sends (a message plus auth::OVERHEAD, up to 64 KiB).
+    static SEALING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// An authenticated group's keys and state (see [`auth`]).
 struct Sealed {
     keys: RwLock<auth::Keyring>,
@@ -102,14 +107,16 @@ impl Sealed {
         }))
     }
 
-    fn seal(&self, message: &[u8]) -> Result<Vec<u8>> {
+    /// Seals `message` into `datagram`, reusing its memory.
+    fn seal(&self, message: &[u8], datagram: &mut Vec<u8>) -> Result<()> {
         let (sender, seq) = self
             .sender
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .next_nonce()?;
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(auth::seal(&keys, self.to, sender, seq, message))
+        auth::seal_into(&keys, self.to, sender, seq, message, datagram);
+        Ok(())
     }
 
     /// Opens the datagram in `inbox.scratch[..len]`: its message's range, or `None`
@@ -267,15 +274,23 @@ impl Group {
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
         self.spend([data.len()])?;
-        let sealed;
-        let datagram = match &self.sealed {
-            Some(s) => {
-                sealed = s.seal(data)?;
-                &sealed[..]
+        let sent = match &self.sealed {
+            Some(sealed) => {
+                let send = |datagram: &mut Vec<u8>| {
+                    sealed.seal(data, datagram)?;
+                    Ok(socket.send_to(datagram, &self.destination))
+                };
+                // Each thread seals into a buffer of its own, kept for its next send;
+                // while the thread exits (its buffer gone), into a new one.
+                SEALING
+                    .try_with(|buffer| buffer.try_borrow_mut().ok().map(|mut d| send(&mut d)))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| send(&mut Vec::new()))?
             }
-            None => data,
+            None => socket.send_to(data, &self.destination),
         };
-        match socket.send_to(datagram, &self.destination) {
+        match sent {
             Ok(_) => Ok(()),
             Err(_) if self.is_closed() => Err(Error::closed("send")),
             Err(e) => Err(self.send_error(&e)),
@@ -372,7 +387,10 @@ impl Group {
         };
         let sealed = datagrams
             .iter()
-            .map(|d| sealed.seal(d))
+            .map(|d| {
+                let mut datagram = Vec::with_capacity(d.len() + auth::OVERHEAD);
+                sealed.seal(d, &mut datagram).map(|()| datagram)
+            })
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
         self.send_datagrams(socket, &refs)

@@ -81,16 +81,41 @@ static int failing_calls_work(void) {
     return mc_last_error() != NULL && strstr(mc_status_str(MC_ERR_CLOSED), "CLOSED") != NULL;
 }
 
+/* An authenticated group seals each send in a per-thread buffer: a send made after that
+ * buffer is gone must still work. */
+static mc_group *keyed;
+
+static mc_group *join_keyed(void) {
+    uint8_t key[MC_GROUP_KEY_SIZE] = {1};
+    mc_join_options o;
+    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
+    o.group_key = key;
+    o.group_key_len = sizeof key;
+    mc_group *g = NULL;
+    if (mc_join_with_options("239.1.9.3", 9993, &o, &g) != MC_OK) {
+        fprintf(stderr, "cannot join keyed: %s\n", mc_last_error());
+        exit(1);
+    }
+    return g;
+}
+
+static int keyed_send_works(void) {
+    return mc_send(keyed, "sealed during teardown", 22) == MC_OK;
+}
+
 /* ---- thread-local teardown ---- */
 
 static void at_exit_calls(void) {
     /* exit() has already destroyed the main thread's thread-locals here. */
     if (!failing_calls_work()) _exit(3);
+    if (!keyed_send_works()) _exit(10);
     printf("atexit: last error reads \"%s\"\n", mc_last_error());
 }
 
 static void child_atexit(void) {
     failing_calls_work(); /* the thread-local message exists before teardown */
+    keyed = join_keyed();
+    keyed_send_works(); /* and so does the sealing buffer */
     atexit(at_exit_calls);
     exit(0);
 }
@@ -100,17 +125,19 @@ static volatile int destructor_ok = -1;
 
 static void key_destructor(void *value) {
     (void)value;
-    destructor_ok = failing_calls_work();
+    destructor_ok = failing_calls_work() && keyed_send_works();
 }
 
 static void *thread_with_key(void *arg) {
     (void)arg;
     pthread_setspecific(key, &key);
     failing_calls_work();
+    keyed_send_works();
     return NULL;
 }
 
 static void child_key_destructor(void) {
+    keyed = join_keyed();
     pthread_key_create(&key, key_destructor);
     pthread_t t;
     pthread_create(&t, NULL, thread_with_key, NULL);
