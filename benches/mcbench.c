@@ -5,8 +5,12 @@
  * JSON object.
  *
  *   mcbench send IMPL SIZE SECONDS        send rate (the socket also hears its own sends)
- *   mcbench sendpair SIZE SECONDS SLICES  lib and raw send in one process, alternating
- *                                         slices, so both see the same machine
+ *   mcbench sendpair SIZE SECONDS SLICES [A B]  A and B (default lib and raw) send in
+ *                                         one process, alternating slices, so both see
+ *                                         the same machine
+ *   mcbench recvpair SIZE SECONDS SLICES A B  receive cost of A and B in one process,
+ *                                         alternating slices: 64 datagrams sent by a
+ *                                         sender of the same kind, then drained, timed
  *   mcbench recv IMPL SIZE SECONDS [PORT] receive rate while `blast` (or `send`, with
  *                                         PORT 47000) saturates the group
  *   mcbench blast SIZE SECONDS            raw sender for recv: as fast as sendto goes
@@ -16,6 +20,9 @@
  *   mcbench bsend SIZE SECONDS PORT MIXED mc_send_batch, 64 per call (MIXED=1: sizes vary)
  *   mcbench brecv SIZE SECONDS PORT GRO   mc_receive_batch, 64 slots (GRO=1: UDP_GRO on)
  *   mcbench send raw SIZE SECONDS PORT    the per-message baseline for the batch pairs
+ *
+ * IMPL "auth" is libmulticast on an authenticated group (a fixed group key): every
+ * datagram sealed and opened with ChaCha20-Poly1305.
  *
  * malloc and friends are interposed to count heap allocations inside the timed loops.
  */
@@ -112,9 +119,17 @@ static side open_side(const char *impl, const char *group, int port) {
     inet_pton(AF_INET, group, &s.dest.sin_addr);
     if (s.raw) {
         s.fd = raw_join(group, port);
-    } else if (mc_join(group, port, getenv("MC_TEST_IFACE"), &s.g) != MC_OK) {
-        die("mc_join");
+        return s;
     }
+    mc_join_options o;
+    static const uint8_t key[MC_GROUP_KEY_SIZE] = {0x5a, 0x5a, 0x5a, 0x5a};
+    if (mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION) != MC_OK) die("mc_join_options_init");
+    o.interface_name = getenv("MC_TEST_IFACE");
+    if (strcmp(impl, "auth") == 0) {
+        o.group_key = key;
+        o.group_key_len = sizeof key;
+    }
+    if (mc_join_with_options(group, port, &o, &s.g) != MC_OK) die("mc_join");
     return s;
 }
 
@@ -183,8 +198,8 @@ static int mode_send(const char *impl, size_t size, double seconds, int port) {
 }
 
 /* Both sides in one process, alternating short slices: background noise hits both. */
-static int mode_sendpair(size_t size, double seconds, int slices) {
-    side sides[2] = {open_side("lib", GROUP, PORT), open_side("raw", GROUP, PORT + 5)};
+static int mode_sendpair(size_t size, double seconds, int slices, const char *a, const char *b) {
+    side sides[2] = {open_side(a, GROUP, PORT), open_side(b, GROUP, PORT + 5)};
     char *buf = calloc(1, size);
     long sent[2] = {0, 0};
     double spent[2] = {0, 0};
@@ -201,9 +216,10 @@ static int mode_sendpair(size_t size, double seconds, int slices) {
         spent[i] += t - start;
         allocs[i] += atomic_load(&allocations) - allocs_before;
     }
-    printf("{\"mode\":\"sendpair\",\"size\":%zu,\"lib_rate\":%.1f,\"raw_rate\":%.1f,\"lib_messages\":%ld,"
-           "\"raw_messages\":%ld,\"allocs_per_message\":%.6f}\n",
-           size, (double)sent[0] / spent[0], (double)sent[1] / spent[1], sent[0], sent[1],
+    /* lib_ and raw_ name the default pair's sides: the first and the second. */
+    printf("{\"mode\":\"sendpair\",\"sides\":[\"%s\",\"%s\"],\"size\":%zu,\"lib_rate\":%.1f,\"raw_rate\":%.1f,"
+           "\"lib_messages\":%ld,\"raw_messages\":%ld,\"allocs_per_message\":%.6f}\n",
+           a, b, size, (double)sent[0] / spent[0], (double)sent[1] / spent[1], sent[0], sent[1],
            (double)allocs[0] / (double)(sent[0] ? sent[0] : 1));
     side_close(&sides[0]);
     side_close(&sides[1]);
@@ -254,6 +270,45 @@ static int mode_blast(size_t size, double seconds) {
     printf("{\"mode\":\"blast\",\"size\":%zu,\"messages\":%ld,\"seconds\":%.6f,\"rate\":%.1f}\n", size, sent,
            t - start, (double)sent / (t - start));
     free(buf);
+    return 0;
+}
+
+/* Receive cost without a sender's pace in it: a burst of 64 datagrams (which fits the
+ * default receive buffer) is sent untimed, then drained timed; A and B alternate slices. */
+static int mode_recvpair(size_t size, double seconds, int slices, const char *a, const char *b) {
+    const char *impls[2] = {a, b};
+    side senders[2], receivers[2];
+    for (int i = 0; i < 2; i++) {
+        senders[i] = open_side(impls[i], GROUP, PORT + 10 + i);
+        receivers[i] = open_side(impls[i], GROUP, PORT + 10 + i);
+    }
+    char *buf = calloc(1, size), *in = malloc(65536);
+    long got[2] = {0, 0}, lost[2] = {0, 0};
+    double spent[2] = {0, 0};
+    double slice = seconds / slices;
+    size_t len = 0;
+    for (int k = 0; k < 2 * slices; k++) {
+        int i = k % 2 != (k / 2) % 2;
+        double end = now() + slice;
+        while (now() < end) {
+            for (int j = 0; j < 64; j++) side_send(&senders[i], buf, size);
+            double t0 = now();
+            for (int j = 0; j < 64; j++) {
+                if (side_receive(&receivers[i], in, 65536, &len, 1.0)) got[i]++;
+                else lost[i]++;
+            }
+            spent[i] += now() - t0;
+        }
+    }
+    printf("{\"mode\":\"recvpair\",\"sides\":[\"%s\",\"%s\"],\"size\":%zu,\"rates\":[%.1f,%.1f],"
+           "\"lost\":[%ld,%ld]}\n",
+           a, b, size, (double)got[0] / spent[0], (double)got[1] / spent[1], lost[0], lost[1]);
+    for (int i = 0; i < 2; i++) {
+        side_close(&senders[i]);
+        side_close(&receivers[i]);
+    }
+    free(buf);
+    free(in);
     return 0;
 }
 
@@ -445,7 +500,11 @@ int main(int argc, char **argv) {
     }
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "send") == 0)
         return mode_send(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]), argc == 6 ? atoi(argv[5]) : PORT);
-    if (argc == 5 && strcmp(argv[1], "sendpair") == 0) return mode_sendpair(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]));
+    if ((argc == 5 || argc == 7) && strcmp(argv[1], "sendpair") == 0)
+        return mode_sendpair(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), argc == 7 ? argv[5] : "lib",
+                             argc == 7 ? argv[6] : "raw");
+    if (argc == 7 && strcmp(argv[1], "recvpair") == 0)
+        return mode_recvpair(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), argv[5], argv[6]);
     if (argc == 6 && strcmp(argv[1], "bsend") == 0)
         return mode_bsend(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc == 6 && strcmp(argv[1], "brecv") == 0)
