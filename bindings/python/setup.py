@@ -37,7 +37,7 @@ class BuildWithLibrary(build_py):
         subprocess.run([cargo, "rustc", "--release", "--lib", "--features", "capi", "--crate-type", "cdylib,staticlib",
                         "--manifest-path", str(ROOT / "Cargo.toml"),
                         "--", "-C", f"link-arg=-Wl,-soname,libmulticast.so.{major}"],
-                       check=True)
+                       check=True, cwd=ROOT)  # in the checkout, so its .cargo/config.toml applies
         target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         built = target / "release" / "libmulticast.so"
         destination = pathlib.Path(self.build_lib) / "libmulticast" / "libmulticast.so"
