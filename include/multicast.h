@@ -619,7 +619,10 @@ enum mc_status mc_receive_buffer_size(const struct mc_group *group, size_t *out)
  *
  * The descriptor still belongs to the handle: do not read from, write to or close it,
  * and remove it from your event loop before mc_close, which closes it.
- * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED.
+ * On Windows it is the socket's SOCKET handle (for WSAPoll or select), given as an int;
+ * the socket is non-blocking there.
+ * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED, MC_ERR_IO
+ * (a Windows SOCKET value beyond INT_MAX, which Windows does not hand out in practice).
  * Thread-safety: safe from any thread.
  */
 enum mc_status mc_fd(const struct mc_group *group, int *out_fd);

@@ -190,10 +190,7 @@ mod tests {
 
     #[test]
     fn io_keeps_os_text() {
-        let e = Error::io(
-            "send failed",
-            &io::Error::from_raw_os_error(libc::ENETUNREACH),
-        );
+        let e = Error::io("send failed", &crate::sys::unreachable_error());
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(
             e.message()
@@ -203,7 +200,7 @@ mod tests {
         let source = std::error::Error::source(&e).expect("the OS error as source");
         assert_eq!(
             source.to_string(),
-            io::Error::from_raw_os_error(libc::ENETUNREACH).to_string()
+            crate::sys::unreachable_error().to_string()
         );
         let as_io = io::Error::from(e);
         assert_eq!(as_io.raw_os_error(), None);

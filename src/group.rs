@@ -10,7 +10,6 @@
 use std::io::ErrorKind as IoKind;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -213,10 +212,13 @@ impl Group {
         };
         let wanted = wanted_interface(&membership, zone, options);
         let socket = membership.open(port, options)?;
+        // The group and port, also where the socket is bound to the wildcard address
+        // (Windows): what the handle receives.
         let local_addr = socket
             .local_addr()
             .ok()
             .and_then(|a| a.as_socket())
+            .filter(|a| !a.ip().is_unspecified())
             .or_else(|| membership.destination(port).as_socket())
             .ok_or_else(|| Error::new(ErrorKind::Io, "join failed: socket has no local address"))?;
         let max_message = match group {
@@ -278,7 +280,7 @@ impl Group {
             Some(sealed) => {
                 let send = |datagram: &mut Vec<u8>| {
                     sealed.seal(data, datagram)?;
-                    Ok(socket.send_to(datagram, &self.destination))
+                    Ok(sys::send_to(socket, datagram, &self.destination))
                 };
                 // Each thread seals into a buffer of its own, kept for its next send;
                 // while the thread exits (its buffer gone), into a new one.
@@ -288,7 +290,7 @@ impl Group {
                     .flatten()
                     .unwrap_or_else(|| send(&mut Vec::new()))?
             }
-            None => socket.send_to(data, &self.destination),
+            None => sys::send_to(socket, data, &self.destination),
         };
         match sent {
             Ok(_) => Ok(()),
@@ -314,7 +316,10 @@ impl Group {
         let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
         let blocking = blocking_part(timeout).filter(|_| {
-            self.coalesced.is_none() && self.sealed.is_none() && buf.len() >= self.max_message
+            sys::BLOCKING_RECEIVE
+                && self.coalesced.is_none()
+                && self.sealed.is_none()
+                && buf.len() >= self.max_message
         });
         if let Some(wait) = blocking {
             if let Ok(mut current) = self.blocking_receiver.try_lock() {
@@ -358,8 +363,13 @@ impl Group {
                     _ => continue,
                 },
             };
-            sys::wait_readable(socket.as_fd(), wait)
-                .map_err(|e| Error::io("receive failed", &e))?;
+            // Where closing cannot wake a waiting receiver, it waits in slices.
+            let wait = match (wait, sys::CLOSE_WAKE_SLICE) {
+                (Some(w), Some(slice)) => Some(w.min(slice)),
+                (None, slice) => slice,
+                (w, None) => w,
+            };
+            sys::wait_readable(socket, wait).map_err(|e| Error::io("receive failed", &e))?;
             if self.is_closed() {
                 return Err(Error::closed("receive"));
             }
@@ -515,7 +525,12 @@ impl Group {
                 std::array::from_fn(|_| platform::MmsgResult::new());
             while filled < count {
                 let end = count.min(filled + platform::MMSG_MAX);
-                let n = match platform::recvmmsg(socket, &mut bufs[filled..end], &mut results) {
+                let n = match platform::recvmmsg(
+                    socket,
+                    self.group,
+                    &mut bufs[filled..end],
+                    &mut results,
+                ) {
                     Ok(n) => n,
                     Err(_) => break,
                 };
@@ -692,16 +707,14 @@ impl Group {
             .map_err(|e| Error::io("cannot read SO_RCVBUF", &e))
     }
 
-    /// The socket's descriptor, or `None` once closed. Valid only until `close`.
-    pub fn raw_fd(&self) -> Option<RawFd> {
+    /// `f` of the socket while the group is open (the system's handle of it, say: see
+    /// `raw_fd` in sys/unix.rs, `raw_socket` in sys/windows.rs).
+    pub(crate) fn with_open_socket<R>(&self, f: impl FnOnce(&Socket) -> R) -> Option<R> {
         if self.is_closed() {
             return None;
         }
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
-        guard
-            .as_ref()
-            .filter(|_| !self.is_closed())
-            .map(|s| s.as_raw_fd())
+        guard.as_ref().filter(|_| !self.is_closed()).map(f)
     }
 
     fn open_socket_or<'a>(&self, guard: &'a Option<Socket>, operation: &str) -> Result<&'a Socket> {
@@ -752,7 +765,7 @@ impl Group {
             }
             *current = Some(wait);
         }
-        match platform::recv_with_meta(socket, buf, 0) {
+        match platform::recv_with_meta(socket, self.group, buf, 0) {
             Ok(meta) => Some(self.accept(meta)),
             Err(_) if self.is_closed() => Some(Err(Error::closed("receive"))),
             Err(e) if matches!(e.kind(), IoKind::Interrupted | IoKind::WouldBlock) => None,
@@ -774,15 +787,14 @@ impl Group {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if buf.len() < self.max_message {
-            let flags = libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_TRUNC;
-            match socket.recv_from_with_flags(sys::as_uninit_mut(buf), flags) {
-                Ok((n, _)) if n > buf.len() => return Err(Error::buffer_too_small(n, buf.len())),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+            match platform::queued_len(socket, self.group) {
+                Ok(Some(n)) if n > buf.len() => return Err(Error::buffer_too_small(n, buf.len())),
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(None),
                 Err(e) => return Err(Error::io("receive failed", &e)),
             }
         }
-        match platform::recv_with_meta(socket, buf, libc::MSG_DONTWAIT) {
+        match platform::recv_with_meta(socket, self.group, buf, sys::DONT_WAIT) {
             Ok(meta) => self.accept(meta).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(Error::io("receive failed", &e)),
@@ -798,11 +810,12 @@ impl Group {
         run: &mut Coalesced,
     ) -> Result<Option<Received>> {
         if run.remaining == 0 {
-            let meta = match platform::recv_with_meta(socket, &mut run.buf, libc::MSG_DONTWAIT) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(Error::io("receive failed", &e)),
-            };
+            let meta =
+                match platform::recv_with_meta(socket, self.group, &mut run.buf, sys::DONT_WAIT) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(Error::io("receive failed", &e)),
+                };
             // The sender (or its absence after close) is checked as each datagram is handed out.
             run.len = meta.len;
             run.offset = 0;
@@ -855,7 +868,12 @@ impl Group {
                     self.try_receive_coalesced(socket, &mut inbox.scratch, &mut run)?
                 }
                 None => {
-                    match platform::recv_with_meta(socket, &mut inbox.scratch, libc::MSG_DONTWAIT) {
+                    match platform::recv_with_meta(
+                        socket,
+                        self.group,
+                        &mut inbox.scratch,
+                        sys::DONT_WAIT,
+                    ) {
                         Ok(meta) => Some(self.accept(meta)?),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
                         Err(e) => return Err(Error::io("receive failed", &e)),
@@ -893,21 +911,18 @@ impl Group {
     }
 
     fn send_error(&self, err: &std::io::Error) -> Error {
-        let code = err.raw_os_error();
         let interface = self.interface();
         let iface = interface.as_ref().map(|i| i.name.as_str());
-        match (code, iface) {
-            (Some(libc::ENETDOWN), Some(name)) => Error::io(
+        match (err, iface) {
+            (e, Some(name)) if sys::is_network_down(e) => Error::io(
                 &format!(
-                    "send failed: interface {name} is down; bring it up (ip link set {name} up) or name another interface"
+                    "send failed: interface {name} is down; bring it up ({}) or name another interface",
+                    sys::link_up_hint(name)
                 ),
                 err,
             ),
-            (Some(libc::ENETUNREACH) | Some(libc::ENODEV), None) => {
-                let route = match self.group {
-                    IpAddr::V4(_) => "ip route add 224.0.0.0/4 dev IFACE",
-                    IpAddr::V6(_) => "ip -6 route add ff00::/8 dev IFACE",
-                };
+            (e, None) if sys::is_unreachable(e) => {
+                let route = sys::multicast_route_hint(self.group);
                 Error::io(
                     &format!(
                         "send failed: no route to the group; name an interface or add a \
@@ -918,16 +933,6 @@ impl Group {
             }
             _ => Error::io("send failed", err),
         }
-    }
-}
-
-/// The socket's descriptor, for registering with an event loop (readable while a
-/// datagram is queued); -1 once the group is closed. The group keeps it: never read
-/// from it or close it. `AsFd` is not offered: `close` (through `&self`) may close the
-/// descriptor while a borrow of it would still be alive.
-impl AsRawFd for Group {
-    fn as_raw_fd(&self) -> RawFd {
-        self.raw_fd().unwrap_or(-1)
     }
 }
 
@@ -980,15 +985,12 @@ fn gso_run(rest: &[&[u8]], max_payload: usize) -> usize {
 
 /// The segment size does not fit the path MTU unfragmented.
 fn gso_too_big(err: &std::io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EMSGSIZE | libc::EINVAL))
+    sys::is_message_size(err)
 }
 
 /// The kernel or the device cannot do UDP GSO at all.
 fn gso_unsupported(err: &std::io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
-    )
+    sys::is_unsupported(err)
 }
 
 /// The interface a group is joined on: named in the options (name, address or index)
@@ -1065,7 +1067,8 @@ fn routed_interface(group: IpAddr) -> Result<Interface> {
             ErrorKind::Interface,
             format!(
                 "cannot join {group}: no interface has a route to multicast groups; name an interface \
-                 or add a multicast route (ip -6 route add ff00::/8 dev IFACE) ({e})"
+                 or add a multicast route ({}) ({e})",
+                sys::multicast_route_hint(group)
             ),
         )
     })?;

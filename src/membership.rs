@@ -2,7 +2,6 @@
 //! IPv6, any-source or source-specific, and left again.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsFd;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 
@@ -74,7 +73,7 @@ impl Membership {
                 .set_recv_buffer_size(options.receive_buffer)
                 .map_err(setup("SO_RCVBUF"))?;
         }
-        let bound = self.destination(port);
+        let bound = sys::bind_address(self.destination(port));
         socket.bind(&bound).map_err(|e| {
             let shown = bound.as_socket().map(|a| a.to_string()).unwrap_or_default();
             Error::io(&format!("join failed: cannot bind {shown}"), &e)
@@ -113,9 +112,7 @@ impl Membership {
     /// Joins (`join`) or leaves the membership on interface `index`.
     fn change(&self, socket: &Socket, index: u32, join: bool) -> std::io::Result<()> {
         match (self.group, self.source) {
-            (group, Some(source)) => {
-                sys::source_membership(socket.as_fd(), index, group, source, join)
-            }
+            (group, Some(source)) => sys::source_membership(socket, index, group, source, join),
             (IpAddr::V4(group), None) => {
                 let by_index = InterfaceIndexOrAddress::Index(index);
                 let result = match join {
@@ -164,7 +161,7 @@ impl Membership {
         match (self.group, interface.ipv4) {
             (IpAddr::V4(_), Some(addr)) if self.by_address => socket.set_multicast_if_v4(&addr),
             (IpAddr::V4(_), address) => {
-                sys::set_multicast_if_v4_index(socket.as_fd(), interface.index).or_else(|refused| {
+                sys::set_multicast_if_v4_index(socket, interface.index).or_else(|refused| {
                     // By address where by index is refused (see `by_address`).
                     address.map_or(Err(refused), |a| socket.set_multicast_if_v4(&a))
                 })
@@ -205,11 +202,8 @@ impl Membership {
     /// A refused join, said so that the user knows what to change.
     fn join_error(&self, err: &std::io::Error) -> Error {
         let group = self.group;
-        let no_device = err.raw_os_error() == Some(libc::ENODEV);
-        let route = match group {
-            IpAddr::V4(_) => "ip route add 224.0.0.0/4 dev IFACE",
-            IpAddr::V6(_) => "ip -6 route add ff00::/8 dev IFACE",
-        };
+        let no_device = sys::is_no_device(err);
+        let route = sys::multicast_route_hint(group);
         match &self.interface {
             None if no_device => Error::new(
                 ErrorKind::Interface,

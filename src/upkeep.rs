@@ -17,12 +17,11 @@
 //! snooping switch without a querier keeps forwarding the group.
 
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use socket2::Socket;
 
 use crate::interface::{self, Interface};
 use crate::membership::Membership;
@@ -274,7 +273,7 @@ fn ensure_thread() {
     {
         return;
     }
-    let started = Socket::pair(Domain::UNIX, Type::DGRAM, None).and_then(|(waker, woken)| {
+    let started = sys::waker_pair().and_then(|(waker, woken)| {
         waker.set_nonblocking(true)?;
         woken.set_nonblocking(true)?;
         // None on the portable path: the thread then serves re-announcements only.
@@ -306,8 +305,8 @@ fn run(events: Option<Socket>, woken: Socket) {
         let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
         // An error here (EINTR) only means "look again".
         let _ = match &events {
-            Some(events) => sys::wait_readable_any(&[woken.as_fd(), events.as_fd()], wait),
-            None => sys::wait_readable(woken.as_fd(), wait),
+            Some(events) => sys::wait_readable_any(&[&woken, events], wait),
+            None => sys::wait_readable(&woken, wait),
         };
         // Drain the burst (a re-created interface brings several announcements); an
         // overrun (ENOBUFS) also means "something changed".

@@ -317,14 +317,23 @@ pub unsafe extern "C" fn mc_receive_buffer_size(
 ///
 /// The descriptor still belongs to the handle: do not read from, write to or close it,
 /// and remove it from your event loop before mc_close, which closes it.
-/// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED.
+/// On Windows it is the socket's SOCKET handle (for WSAPoll or select), given as an int;
+/// the socket is non-blocking there.
+/// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED, MC_ERR_IO
+/// (a Windows SOCKET value beyond INT_MAX, which Windows does not hand out in practice).
 /// Thread-safety: safe from any thread.
 #[no_mangle]
 pub unsafe extern "C" fn mc_fd(group: *const mc_group, out_fd: *mut c_int) -> mc_status {
     ffi_status! {
         let handle = try_ref(group, "group")?;
         let out_fd = try_mut(out_fd, "out_fd")?;
-        *out_fd = handle.group.raw_fd().ok_or_else(|| Error::closed("mc_fd"))?;
+        let number = handle.group.handle_number().ok_or_else(|| Error::closed("mc_fd"))?;
+        *out_fd = c_int::try_from(number).map_err(|_| {
+            Error::new(
+                ErrorKind::Io,
+                format!("mc_fd failed: the socket handle {number} does not fit in an int"),
+            )
+        })?;
         Ok(mc_status::MC_OK)
     }
 }

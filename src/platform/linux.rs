@@ -7,7 +7,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::{MaybeUninitSlice, MsgHdr, MsgHdrMut, SockAddr, Socket};
 
@@ -24,6 +24,7 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
 };
 
 pub(crate) use super::route::interface_for as route_interface;
+pub(crate) use crate::sys::queued_len_of as queued_len;
 
 /// Socket options every group socket gets here: no datagrams of groups joined on other
 /// interfaces or by other sockets (IP_MULTICAST_ALL off), and the drop counter.
@@ -42,7 +43,7 @@ pub(crate) fn configure(socket: &Socket, group: IpAddr) -> io::Result<()> {
     })?;
     // Free until something is dropped: the kernel attaches it only then.
     unknown_is_fine(set_int_option(
-        socket.as_fd(),
+        socket,
         libc::SOL_SOCKET,
         libc::SO_RXQ_OVFL,
         1,
@@ -55,12 +56,12 @@ pub(crate) fn enable_packet_info(socket: &Socket, group: IpAddr) -> io::Result<(
         IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
         IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
     };
-    set_int_option(socket.as_fd(), level, name, 1)
+    set_int_option(socket, level, name, 1)
 }
 
 /// Lets the kernel hand over runs of datagrams in one read (UDP_GRO).
 pub(crate) fn enable_gro(socket: &Socket) -> io::Result<()> {
-    set_int_option(socket.as_fd(), libc::SOL_UDP, UDP_GRO, 1)
+    set_int_option(socket, libc::SOL_UDP, UDP_GRO, 1)
 }
 
 /// An rtnetlink socket that hears link, address and route changes (for upkeep.rs).
@@ -76,7 +77,7 @@ pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
         libc::RTNLGRP_IPV6_ROUTE,
     ] {
         set_int_option(
-            socket.as_fd(),
+            &socket,
             libc::SOL_NETLINK,
             libc::NETLINK_ADD_MEMBERSHIP,
             group as libc::c_int,
@@ -88,12 +89,12 @@ pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
 
 /// Sets an integer socket option socket2 has no setter for.
 fn set_int_option(
-    fd: BorrowedFd<'_>,
+    socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    sys::setsockopt(fd, level, name, &value)
+    sys::setsockopt(socket, level, name, &value)
 }
 
 /// linux/udp.h: the GSO segment size of a send, and receive coalescing. libc defines
@@ -115,6 +116,7 @@ fn align(n: usize) -> usize {
 /// Receives one datagram (or GRO run) into `buf` with its metadata.
 pub(crate) fn recv_with_meta(
     socket: &Socket,
+    _group: IpAddr,
     buf: &mut [u8],
     flags: libc::c_int,
 ) -> io::Result<RecvMeta> {
@@ -308,6 +310,7 @@ pub(crate) const MMSG_MAX: usize = 16;
 /// waiting, one per buffer; fills `out` in order and returns how many arrived.
 pub(crate) fn recvmmsg(
     socket: &Socket,
+    _group: IpAddr,
     bufs: &mut [&mut [u8]],
     out: &mut [MmsgResult],
 ) -> io::Result<usize> {

@@ -9,6 +9,10 @@
 //! - `portable` (every other Unix, and Linux with `--features portable`, which the tests
 //!   also run): plain recvmsg/sendto over socket2, batches as loops, and each capability
 //!   above reported absent by [`capabilities`] with its documented stand-in value.
+//! - `windows`: the portable path's shape over Winsock, receiving through WSARecvMsg
+//!   to drop other destinations' datagrams (a socket there cannot bind its group).
+//!
+//! `fallback` holds the batch loops the last two share.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,9 +24,17 @@ mod route;
 pub(crate) use linux::*;
 
 #[cfg(not(linux_fast))]
+mod fallback;
+
+#[cfg(all(unix, not(linux_fast)))]
 mod portable;
-#[cfg(not(linux_fast))]
+#[cfg(all(unix, not(linux_fast)))]
 pub(crate) use portable::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
 
 /// What one receive returned besides the payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +100,13 @@ mod tests {
             c.batch_syscalls,
             c.interface_events,
         ];
-        assert!(all.iter().all(|&has| has == cfg!(linux_fast)), "{c:?}");
+        let expected = |linux_only: bool| cfg!(linux_fast) || (!linux_only && cfg!(windows));
+        let linux_only = [true, false, true, true, true, true];
+        assert!(
+            all.iter()
+                .zip(linux_only)
+                .all(|(&has, only)| has == expected(only)),
+            "{c:?}"
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::net::IpAddr;
 
 use socket2::{MaybeUninitSlice, MsgHdrMut, SockAddr, Socket};
 
+use super::fallback;
 use super::{Capabilities, RecvMeta};
+
+pub(crate) use super::fallback::{meta_of, sendmmsg, MmsgResult, MMSG_MAX};
 use crate::sys;
 
 pub(crate) const CAPABILITIES: Capabilities = Capabilities {
@@ -22,8 +25,6 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
 /// Without GSO a batch is sent one datagram per call; the group code never forms runs
 /// longer than this.
 pub(crate) const MAX_GSO_SEGMENTS: usize = 1;
-/// Datagrams per [`recvmmsg`] call (a loop of recvmsg here).
-pub(crate) const MMSG_MAX: usize = 16;
 
 /// Socket options every group socket gets. Linux delivers datagrams of groups joined on
 /// other interfaces or by other sockets unless IP_MULTICAST_ALL is off; the BSDs and
@@ -58,6 +59,8 @@ pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
+pub(crate) use crate::sys::queued_len_of as queued_len;
+
 /// No route lookup here: a link-scoped IPv6 group needs its interface named.
 pub(crate) fn route_interface(_group: IpAddr) -> io::Result<u32> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
@@ -66,6 +69,7 @@ pub(crate) fn route_interface(_group: IpAddr) -> io::Result<u32> {
 /// Receives one datagram into `buf`; the sender and truncation, no other metadata.
 pub(crate) fn recv_with_meta(
     socket: &Socket,
+    _group: IpAddr,
     buf: &mut [u8],
     flags: libc::c_int,
 ) -> io::Result<RecvMeta> {
@@ -90,47 +94,14 @@ pub(crate) fn send_gso(_socket: &Socket, _segments: &[&[u8]], _dest: &SockAddr) 
     Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
 }
 
-/// Sends each datagram with its own call; returns how many went (fewer on a later error).
-pub(crate) fn sendmmsg(socket: &Socket, datagrams: &[&[u8]], dest: &SockAddr) -> io::Result<usize> {
-    for (sent, data) in datagrams.iter().enumerate() {
-        if let Err(e) = socket.send_to(data, dest) {
-            return if sent > 0 { Ok(sent) } else { Err(e) };
-        }
-    }
-    Ok(datagrams.len())
-}
-
-/// What one receive of [`recvmmsg`] reported.
-pub(crate) struct MmsgResult {
-    meta: RecvMeta,
-}
-
-impl MmsgResult {
-    pub(crate) fn new() -> MmsgResult {
-        MmsgResult {
-            meta: RecvMeta::default(),
-        }
-    }
-}
-
 /// Receives queued datagrams without waiting, one per buffer, until none is left.
 pub(crate) fn recvmmsg(
     socket: &Socket,
+    group: IpAddr,
     bufs: &mut [&mut [u8]],
     out: &mut [MmsgResult],
 ) -> io::Result<usize> {
-    let count = bufs.len().min(out.len()).min(MMSG_MAX);
-    for i in 0..count {
-        match recv_with_meta(socket, bufs[i], libc::MSG_DONTWAIT) {
-            Ok(meta) => out[i].meta = meta,
-            Err(e) if i == 0 => return Err(e),
-            Err(_) => return Ok(i),
-        }
-    }
-    Ok(count)
-}
-
-/// The metadata of one [`recvmmsg`] result.
-pub(crate) fn meta_of(result: &MmsgResult) -> RecvMeta {
-    result.meta
+    fallback::recvmmsg(socket, bufs, out, |socket, buf| {
+        recv_with_meta(socket, group, buf, libc::MSG_DONTWAIT)
+    })
 }

@@ -1,30 +1,137 @@
-//! The operating-system calls socket2 does not offer, each wrapped in a safe function.
-//!
-//! With the Linux fast paths (platform/linux.rs: the mmsg arrays), this is the only
-//! module of the core with `unsafe`; every block says why it is sound.
-//! The concept modules (`address`, `interface`, `message`, `group`) call only these safe
-//! wrappers and socket2.
+//! Unix: the calls socket2 does not offer (libc), each wrapped in a safe function.
 
 use std::ffi::CStr;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// Views an initialised byte buffer as the `MaybeUninit` buffer socket2's receive calls take.
-pub(crate) fn as_uninit_mut(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and socket2 only ever writes
-    // initialised bytes through the slice, so `buf` stays fully initialised.
-    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+use socket2::{Domain, Socket, Type};
+
+use super::InterfaceAddr;
+use crate::group::Group;
+
+/// The flag that makes one receive return at once when nothing is queued.
+pub(crate) const DONT_WAIT: libc::c_int = libc::MSG_DONTWAIT;
+
+/// Receives may wait inside one blocking recv under SO_RCVTIMEO (one system call per
+/// datagram, see Group::receive).
+pub(crate) const BLOCKING_RECEIVE: bool = true;
+
+/// Closing a group wakes its waiting receivers at once (shutdown ends their poll), so
+/// they wait in one piece.
+pub(crate) const CLOSE_WAKE_SLICE: Option<Duration> = None;
+
+/// Sends one datagram; the socket blocks while the send buffer is full.
+pub(crate) fn send_to(socket: &Socket, data: &[u8], dest: &socket2::SockAddr) -> io::Result<usize> {
+    socket.send_to(data, dest)
+}
+
+/// The size of the datagram at the head of the queue without taking it (MSG_PEEK with
+/// MSG_TRUNC, which reports the whole size); `None` when nothing is queued. The socket
+/// is bound to its group, so the head is always the group's.
+pub(crate) fn queued_len_of(socket: &Socket, _group: IpAddr) -> io::Result<Option<usize>> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_TRUNC;
+    match socket.recv_from_with_flags(&mut [], flags) {
+        Ok((n, _)) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// An address buffer for recvmsg that reads as "no address" (AF_UNSPEC) unless the kernel
 /// writes a sender into it: after a shutdown, recvmsg returns with no sender at all.
 pub(crate) fn empty_sockaddr() -> socket2::SockAddr {
-    let len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let len = std::mem::size_of::<socket2::SockAddrStorage>() as socket2::socklen_t;
     // SAFETY: an all-zero sockaddr_storage is a valid AF_UNSPEC address of that length.
     unsafe { socket2::SockAddr::new(socket2::SockAddrStorage::zeroed(), len) }
+}
+
+/// The command that gives the system a multicast route, for error messages.
+pub(crate) fn multicast_route_hint(group: IpAddr) -> &'static str {
+    match (group, cfg!(target_os = "linux")) {
+        (IpAddr::V4(_), true) => "ip route add 224.0.0.0/4 dev IFACE",
+        (IpAddr::V6(_), true) => "ip -6 route add ff00::/8 dev IFACE",
+        (IpAddr::V4(_), false) => "route add -net 224.0.0.0/4 -interface IFACE",
+        (IpAddr::V6(_), false) => "route add -inet6 -net ff00::/8 -interface IFACE",
+    }
+}
+
+/// The command that brings interface `name` up, for error messages.
+pub(crate) fn link_up_hint(name: &str) -> String {
+    if cfg!(target_os = "linux") {
+        format!("ip link set {name} up")
+    } else {
+        format!("ifconfig {name} up")
+    }
+}
+
+/// The OS error codes the core explains to the user.
+pub(crate) fn is_no_device(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ENODEV)
+}
+
+/// The interface a send went through is down.
+pub(crate) fn is_network_down(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ENETDOWN)
+}
+
+/// No route leads to the destination.
+pub(crate) fn is_unreachable(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENETUNREACH | libc::ENODEV))
+}
+
+/// A GSO send refused for its segment size.
+pub(crate) fn is_message_size(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMSGSIZE | libc::EINVAL))
+}
+
+/// A GSO send refused because the kernel or device does not do it.
+pub(crate) fn is_unsupported(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// An error for "no route to the group" as this system words it.
+#[cfg(test)]
+pub(crate) fn unreachable_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENETUNREACH)
+}
+
+/// The address a group's socket binds: the group itself, so that no other group's
+/// datagrams (nor unicast to the port) reach it.
+pub(crate) fn bind_address(group_and_port: socket2::SockAddr) -> socket2::SockAddr {
+    group_and_port
+}
+
+/// Two connected datagram sockets: a byte sent on one wakes a waiter on the other.
+pub(crate) fn waker_pair() -> io::Result<(Socket, Socket)> {
+    Socket::pair(Domain::UNIX, Type::DGRAM, None)
+}
+
+impl Group {
+    /// The socket's descriptor, or `None` once closed. Valid only until `close`.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.with_open_socket(AsRawFd::as_raw_fd)
+    }
+
+    /// The descriptor as a number, for the C API's mc_fd.
+    #[cfg(feature = "capi")]
+    pub(crate) fn handle_number(&self) -> Option<i64> {
+        self.raw_fd().map(i64::from)
+    }
+}
+
+/// The socket's descriptor, for registering with an event loop (readable while a
+/// datagram is queued). Reads -1 once the group is closed. Valid only while the group
+/// is open: do not read from it or close it. `AsFd` is not offered: `close` (through
+/// `&self`) may close the descriptor while a borrow would still be alive.
+impl AsRawFd for Group {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd().unwrap_or(-1)
+    }
 }
 
 /// The name of the interface with kernel index `index` (for IPv6 zones), if any.
@@ -43,68 +150,18 @@ pub(crate) fn interface_name(index: u32) -> Option<String> {
     )
 }
 
-/// struct group_source_req of <netinet/in.h> (RFC 3678), as bytes: the two addresses
-/// are sockaddr_storage, 8-aligned after the interface on Linux and the BSDs, packed to
-/// 4 on Apple's systems. Byte arrays keep every byte of them (a typed sockaddr_storage
-/// moved by value may lose the bytes libc declares as padding, where the address is).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct GroupSourceReq {
-    interface: u32,
-    padding: [u8; GSR_PADDING],
-    group: [u8; SOCKADDR_STORAGE],
-    source: [u8; SOCKADDR_STORAGE],
-}
+pub(crate) use super::group_source_membership as source_membership;
 
-const SOCKADDR_STORAGE: usize = std::mem::size_of::<libc::sockaddr_storage>();
-#[cfg(target_vendor = "apple")]
-const GSR_PADDING: usize = 0;
-#[cfg(not(target_vendor = "apple"))]
-const GSR_PADDING: usize = 4;
-
-/// `addr` (port 0) as the system's sockaddr bytes (socket2 knows each system's layout).
-fn sockaddr_bytes(addr: IpAddr) -> [u8; SOCKADDR_STORAGE] {
-    let addr = socket2::SockAddr::from(std::net::SocketAddr::new(addr, 0));
-    let len = (addr.len() as usize).min(SOCKADDR_STORAGE);
-    // SAFETY: `as_ptr` points at the address's `len` initialised bytes, alive with `addr`.
-    let bytes = unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), len) };
-    let mut out = [0u8; SOCKADDR_STORAGE];
-    out[..len].copy_from_slice(bytes);
-    out
-}
-
-/// Joins (or leaves) `group` for datagrams from `source` only, on interface `index`
-/// (0: the kernel's choice): MCAST_JOIN_SOURCE_GROUP, the same call for IPv4 and IPv6.
-pub(crate) fn source_membership(
-    fd: BorrowedFd<'_>,
-    index: u32,
-    group: IpAddr,
-    source: IpAddr,
-    join: bool,
-) -> io::Result<()> {
-    let request = GroupSourceReq {
-        interface: index,
-        padding: [0; GSR_PADDING],
-        group: sockaddr_bytes(group),
-        source: sockaddr_bytes(source),
-    };
-    let level = if group.is_ipv4() {
-        libc::IPPROTO_IP
-    } else {
-        libc::IPPROTO_IPV6
-    };
-    let name = if join {
-        libc::MCAST_JOIN_SOURCE_GROUP
-    } else {
-        libc::MCAST_LEAVE_SOURCE_GROUP
-    };
-    setsockopt(fd, level, name, &request)
-}
+/// The options and levels of a source-specific membership (RFC 3678).
+pub(crate) const MCAST_JOIN_SOURCE_GROUP: libc::c_int = libc::MCAST_JOIN_SOURCE_GROUP;
+pub(crate) const MCAST_LEAVE_SOURCE_GROUP: libc::c_int = libc::MCAST_LEAVE_SOURCE_GROUP;
+pub(crate) const IPPROTO_IP: libc::c_int = libc::IPPROTO_IP;
+pub(crate) const IPPROTO_IPV6: libc::c_int = libc::IPPROTO_IPV6;
 
 /// Sends to IPv4 groups through interface `index`, whatever its addresses: IP_MULTICAST_IF
 /// with an `ip_mreqn` (socket2 only sets it by address, which an interface without IPv4
 /// does not have; this is how Go sends there).
-pub(crate) fn set_multicast_if_v4_index(fd: BorrowedFd<'_>, index: u32) -> io::Result<()> {
+pub(crate) fn set_multicast_if_v4_index(socket: &Socket, index: u32) -> io::Result<()> {
     let index = libc::c_int::try_from(index)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range"))?;
     let request = libc::ip_mreqn {
@@ -112,12 +169,12 @@ pub(crate) fn set_multicast_if_v4_index(fd: BorrowedFd<'_>, index: u32) -> io::R
         imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: index,
     };
-    setsockopt(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &request)
+    setsockopt(socket, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &request)
 }
 
 /// setsockopt with one plain-data option value (no padding the kernel could read).
 pub(crate) fn setsockopt<T: Copy>(
-    fd: BorrowedFd<'_>,
+    socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,
     value: &T,
@@ -126,7 +183,7 @@ pub(crate) fn setsockopt<T: Copy>(
     // only reads it during the call.
     let rc = unsafe {
         libc::setsockopt(
-            fd.as_raw_fd(),
+            socket.as_raw_fd(),
             level,
             name,
             (value as *const T).cast(),
@@ -144,14 +201,14 @@ pub(crate) fn setsockopt<T: Copy>(
 /// Returns whether it became readable. Retries on EINTR with the time that is left.
 /// ppoll takes nanoseconds, so the wait ends within the kernel's timer slack (50 us),
 /// not rounded up to a millisecond or a scheduler tick.
-pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    wait_readable_any(&[fd], timeout)
+pub(crate) fn wait_readable(socket: &Socket, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_readable_any(&[socket], timeout)
 }
 
 /// Waits until one of `fds` (at most 4) is readable, or `timeout` passes; as
 /// [`wait_readable`].
 pub(crate) fn wait_readable_any(
-    fds: &[BorrowedFd<'_>],
+    sockets: &[&Socket],
     timeout: Option<Duration>,
 ) -> io::Result<bool> {
     let mut pfds = [libc::pollfd {
@@ -159,9 +216,9 @@ pub(crate) fn wait_readable_any(
         events: libc::POLLIN,
         revents: 0,
     }; 4];
-    let count = fds.len().min(pfds.len());
-    for (pfd, fd) in pfds.iter_mut().zip(fds) {
-        pfd.fd = fd.as_raw_fd();
+    let count = sockets.len().min(pfds.len());
+    for (pfd, socket) in pfds.iter_mut().zip(sockets) {
+        pfd.fd = socket.as_raw_fd();
     }
     let deadline = timeout.map(|t| Instant::now().checked_add(t));
     loop {
@@ -239,16 +296,6 @@ extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// One address of one network interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InterfaceAddr {
-    pub name: String,
-    pub index: u32,
-    pub addr: Option<IpAddr>,
-    pub up: bool,
-    pub multicast: bool,
-}
-
 /// Lists every interface address of this network namespace (one entry per address, and
 /// one with `addr: None` for the link itself).
 pub(crate) fn interface_addrs() -> io::Result<Vec<InterfaceAddr>> {
@@ -309,24 +356,14 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
-    use std::os::fd::AsFd;
 
     #[test]
     fn wait_readable_times_out_and_sees_data() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (a, b) = waker_pair().unwrap();
         let start = Instant::now();
-        assert!(!wait_readable(a.as_fd(), Some(Duration::from_millis(20))).unwrap());
+        assert!(!wait_readable(&a, Some(Duration::from_millis(20))).unwrap());
         assert!(start.elapsed() >= Duration::from_millis(20));
-        a.send_to(b"x", a.local_addr().unwrap()).unwrap();
-        assert!(wait_readable(a.as_fd(), Some(Duration::from_secs(5))).unwrap());
-    }
-
-    #[test]
-    fn uninit_view_keeps_contents() {
-        let mut buf = [7u8; 4];
-        let view = as_uninit_mut(&mut buf);
-        view[0] = MaybeUninit::new(1);
-        assert_eq!(buf, [1, 7, 7, 7]);
+        b.send(b"x").unwrap();
+        assert!(wait_readable(&a, Some(Duration::from_secs(5))).unwrap());
     }
 }

@@ -1,0 +1,115 @@
+//! The operating-system calls socket2 does not offer, each wrapped in a safe function:
+//! one module per system (`unix`, `windows`) behind this one, which holds what they share.
+//!
+//! With the Linux fast paths (platform/linux.rs: the mmsg arrays) and the Windows
+//! receive path (platform/windows.rs), this is the only part of the core with `unsafe`;
+//! every block says why it is sound. The concept modules (`address`, `interface`,
+//! `message`, `group`) call only these safe wrappers and socket2.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+
+use socket2::Socket;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as os;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+/// Views an initialised byte buffer as the `MaybeUninit` buffer socket2's receive calls take.
+pub(crate) fn as_uninit_mut(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and socket2 only ever writes
+    // initialised bytes through the slice, so `buf` stays fully initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// One address of one network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InterfaceAddr {
+    pub name: String,
+    pub index: u32,
+    pub addr: Option<IpAddr>,
+    pub up: bool,
+    pub multicast: bool,
+}
+
+/// struct group_source_req of <netinet/in.h> (RFC 3678; GROUP_SOURCE_REQ on Windows), as
+/// bytes: the two addresses are sockaddr_storage, 8-aligned after the interface on Linux,
+/// the BSDs and Windows, packed to 4 on Apple's systems. Byte arrays keep every byte of them (a typed sockaddr_storage
+/// moved by value may lose the bytes libc declares as padding, where the address is).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GroupSourceReq {
+    interface: u32,
+    padding: [u8; GSR_PADDING],
+    group: [u8; SOCKADDR_STORAGE],
+    source: [u8; SOCKADDR_STORAGE],
+}
+
+const SOCKADDR_STORAGE: usize = std::mem::size_of::<socket2::SockAddrStorage>();
+#[cfg(target_vendor = "apple")]
+const GSR_PADDING: usize = 0;
+#[cfg(not(target_vendor = "apple"))]
+const GSR_PADDING: usize = 4;
+
+/// `addr` (port 0) as the system's sockaddr bytes (socket2 knows each system's layout).
+fn sockaddr_bytes(addr: IpAddr) -> [u8; SOCKADDR_STORAGE] {
+    let addr = socket2::SockAddr::from(std::net::SocketAddr::new(addr, 0));
+    let len = (addr.len() as usize).min(SOCKADDR_STORAGE);
+    // SAFETY: `as_ptr` points at the address's `len` initialised bytes, alive with `addr`.
+    let bytes = unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), len) };
+    let mut out = [0u8; SOCKADDR_STORAGE];
+    out[..len].copy_from_slice(bytes);
+    out
+}
+
+/// Joins (or leaves) `group` for datagrams from `source` only, on interface `index`
+/// (0: the kernel's choice): MCAST_JOIN_SOURCE_GROUP, the same call for IPv4 and IPv6.
+pub(crate) fn group_source_membership(
+    socket: &Socket,
+    index: u32,
+    group: IpAddr,
+    source: IpAddr,
+    join: bool,
+) -> io::Result<()> {
+    let request = GroupSourceReq {
+        interface: index,
+        padding: [0; GSR_PADDING],
+        group: sockaddr_bytes(group),
+        source: sockaddr_bytes(source),
+    };
+    let level = if group.is_ipv4() {
+        os::IPPROTO_IP
+    } else {
+        os::IPPROTO_IPV6
+    };
+    let name = if join {
+        os::MCAST_JOIN_SOURCE_GROUP
+    } else {
+        os::MCAST_LEAVE_SOURCE_GROUP
+    };
+    os::setsockopt(socket, level, name, &request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uninit_view_keeps_contents() {
+        let mut buf = [7u8; 4];
+        let view = as_uninit_mut(&mut buf);
+        view[0] = MaybeUninit::new(1);
+        assert_eq!(buf, [1, 7, 7, 7]);
+    }
+}
