@@ -62,6 +62,7 @@ c-tests: lib
 		-Iinclude tests/c/test_process.c -o $(B)/test_process_asan $(LINK_SHARED)
 	$(CC) $(CFLAGS_STRICT) -D_DEFAULT_SOURCE -Iinclude tests/c/lan_member.c -o $(B)/lan_member $(LINK_SHARED)
 	$(CC) $(CFLAGS_STRICT) -Iinclude tests/c/mc_tool.c -o $(B)/mc_tool $(LINK_SHARED)
+	$(CC) $(CFLAGS_STRICT) -Iinclude tests/c/test_portable.c -o $(B)/test_portable $(LINK_SHARED)
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude -x c++ tests/c/cpp_header.cpp -o $(B)/cpp_header $(LINK_SHARED)
 
 examples: lib

@@ -2,10 +2,12 @@
 
 package multicast
 
-// -tags multicast_tree: the static library staged in this checkout by `make lib`, for
-// developing the binding inside the repository. The libraries after it are Rust's
-// native-static-libs (see docs/install.md).
+// -tags multicast_tree: the static library staged in this checkout by `make lib` (for
+// Windows, cross-built into build/windows by scripts/test-windows), for developing the
+// binding inside the repository. The libraries after it are Rust's native-static-libs
+// for each system (see docs/install.md).
 
 // #cgo CFLAGS: -I${SRCDIR}/../../include
-// #cgo LDFLAGS: ${SRCDIR}/../../build/lib/libmulticast.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+// #cgo !windows LDFLAGS: ${SRCDIR}/../../build/lib/libmulticast.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+// #cgo windows LDFLAGS: ${SRCDIR}/../../build/windows/libmulticast.a -lbcrypt -ladvapi32 -lkernel32 -lntdll -luserenv -lws2_32 -ldbghelp
 import "C"

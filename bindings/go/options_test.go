@@ -2,11 +2,10 @@ package multicast_test
 
 import (
 	"errors"
-	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,28 +20,6 @@ func joinWith(t *testing.T, group string, port int, opts multicast.JoinOptions) 
 	}
 	t.Cleanup(func() { g.Close() })
 	return g
-}
-
-func TestJoinOptionsTTLAndIndex(t *testing.T) {
-	iface, err := net.InterfaceByName(os.Getenv("MC_TEST_IFACE"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uniquePort()
-	g := joinWith(t, "239.3.1.1", port, multicast.JoinOptions{InterfaceIndex: iface.Index, TTL: 16})
-	fd, err := g.Fd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ttl, err := syscall.GetsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_MULTICAST_TTL); err != nil || ttl != 16 {
-		t.Fatalf("IP_MULTICAST_TTL = %d, %v; want 16", ttl, err)
-	}
-	if err := g.Send("x"); err != nil {
-		t.Fatal(err)
-	}
-	if msg := receive(t, g); msg.Source != os.Getenv("MC_TEST_ADDR")+":"+strconv.Itoa(port) {
-		t.Fatalf("source %q", msg.Source)
-	}
 }
 
 func TestJoinOptionsErrors(t *testing.T) {
@@ -70,60 +47,12 @@ func TestLoopbackOff(t *testing.T) {
 
 func TestReceiveBufferSize(t *testing.T) {
 	g := joinWith(t, "239.3.1.4", uniquePort(), multicast.JoinOptions{ReceiveBufferSize: 4096})
-	if size, err := g.ReceiveBufferSize(); err != nil || size != 8192 {
-		t.Fatalf("ReceiveBufferSize = %d, %v; want 8192 (Linux doubles the request)", size, err)
+	want := 4096
+	if runtime.GOOS == "linux" {
+		want = 8192 // Linux doubles the request for its bookkeeping
 	}
-}
-
-// An event loop waits on Fd, then drains with ReceiveNow.
-func TestFdReadinessAndReceiveNow(t *testing.T) {
-	g := join(t, "239.3.1.5")
-	fd, err := g.Fd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readable := func(wait time.Duration) bool {
-		deadline := time.Now().Add(wait)
-		for {
-			var set syscall.FdSet
-			set.Bits[fd/64] |= 1 << (uint(fd) % 64)
-			tv := syscall.NsecToTimeval(max(time.Until(deadline), 0).Nanoseconds())
-			n, err := syscall.Select(fd+1, &set, nil, nil, &tv)
-			// The Go runtime's preemption signals interrupt select: wait out the rest.
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n == 1
-		}
-	}
-	if readable(0) {
-		t.Fatal("readable before any send")
-	}
-	g.Send("a")
-	g.Send("b")
-	if !readable(5 * time.Second) {
-		t.Fatal("not readable after sends")
-	}
-	var got []string
-	for {
-		msg, err := g.ReceiveNow()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg == nil {
-			break
-		}
-		got = append(got, string(msg.Data))
-	}
-	if len(got) != 2 || got[0] != "a" || got[1] != "b" || readable(0) {
-		t.Fatalf("drained %q", got)
-	}
-	g.Close()
-	if _, err := g.Fd(); !errors.Is(err, multicast.ErrClosed) {
-		t.Fatalf("Fd after Close: %v", err)
+	if size, err := g.ReceiveBufferSize(); err != nil || size != want {
+		t.Fatalf("ReceiveBufferSize = %d, %v; want %d", size, err, want)
 	}
 }
 
@@ -150,7 +79,7 @@ func TestSendBatchWithGRO(t *testing.T) {
 	}
 }
 
-func TestIPv6AndSourceSpecific(t *testing.T) {
+func TestIPv6(t *testing.T) {
 	port := uniquePort()
 	g := joinWith(t, "ff05::1:11", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_IFACE")})
 	if err := g.Send("six"); err != nil {
@@ -159,7 +88,10 @@ func TestIPv6AndSourceSpecific(t *testing.T) {
 	if msg := receive(t, g); string(msg.Data) != "six" || !strings.HasPrefix(msg.Source, "[fd00:203::") {
 		t.Fatalf("got %q from %q", msg.Data, msg.Source)
 	}
-	port = uniquePort()
+}
+
+func TestSourceSpecific(t *testing.T) {
+	port := uniquePort()
 	onlyB := joinWith(t, "232.1.2.4", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_IFACE"), Source: os.Getenv("MC_TEST_ADDR_B")})
 	fromA := joinWith(t, "232.1.2.4", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_ADDR")})
 	fromB := joinWith(t, "232.1.2.4", port, multicast.JoinOptions{Interface: os.Getenv("MC_TEST_ADDR_B")})

@@ -1,3 +1,5 @@
+//go:build linux
+
 package multicast_test
 
 import (
