@@ -8,6 +8,8 @@ package multicast
 // for each system (see docs/install.md).
 
 // #cgo CFLAGS: -I${SRCDIR}/../../include
-// #cgo !windows LDFLAGS: ${SRCDIR}/../../build/lib/libmulticast.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+// #cgo linux LDFLAGS: ${SRCDIR}/../../build/lib/libmulticast.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+// #cgo darwin LDFLAGS: ${SRCDIR}/../../build/lib/libmulticast.a -liconv -lSystem -lc -lm
+// #cgo freebsd LDFLAGS: ${SRCDIR}/../../build/lib/libmulticast.a -lrt -lutil -lexecinfo -lkvm -lmemstat -lprocstat -ldevstat -lpthread -lgcc_s -lc -lm
 // #cgo windows LDFLAGS: ${SRCDIR}/../../build/windows/libmulticast.a -lbcrypt -ladvapi32 -lkernel32 -lntdll -luserenv -lws2_32 -ldbghelp
 import "C"
