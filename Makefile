@@ -2,8 +2,8 @@
 #
 #   make demo      install what the demo needs, build, and run two members discovering each other
 #   make test      set up, build, and run every test (what .ci/run runs)
-#   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config and CMake files
-#   make deb       Debian/Ubuntu packages libmulticast0 and libmulticast-dev in build/deb
+#   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config and CMake files, mcat
+#   make deb       Debian/Ubuntu packages libmulticast0, libmulticast-dev and mcat in build/deb
 #   make header    regenerate include/multicast.h after changing the C API
 #   make fuzz      FUZZ_SECONDS=20 : each libFuzzer target that long (private netns)
 #   make bench     the benchmark pairs (private netns); results and chart in build/bench/
@@ -11,6 +11,8 @@
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
 MINOR   := $(word 2,$(subst ., ,$(VERSION)))
@@ -38,6 +40,7 @@ C_BUILD := --lib --release --features capi --crate-type cdylib,staticlib \
 
 build:
 	$(CARGO) rustc $(C_BUILD)
+	$(CARGO) build --release --features cli --bin mcat
 
 # The release libraries staged with the usual SONAME symlinks, for in-tree C programs.
 lib: build
@@ -46,6 +49,8 @@ lib: build
 	ln -sf libmulticast.so.$(VERSION) $(LIB)/libmulticast.so.$(MAJOR)
 	ln -sf libmulticast.so.$(MAJOR) $(LIB)/libmulticast.so
 	cp target/release/libmulticast.a $(LIB)/libmulticast.a
+	mkdir -p $(B)/bin
+	cp target/release/mcat $(B)/bin/mcat
 
 header:
 	MC_UPDATE_HEADER=1 $(CARGO) build --features capi
@@ -112,6 +117,10 @@ install: build
 			-e 's|@STATIC_LIBS_CMAKE@|$(subst $(eval) ,;,$(patsubst -l%,%,$(STATIC_LIBS)))|' \
 			$$cm.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/multicast/$$cm.cmake || exit 1; \
 	done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(COMPLETIONDIR)
+	objcopy --strip-debug target/release/mcat $(DESTDIR)$(BINDIR)/mcat
+	chmod 0755 $(DESTDIR)$(BINDIR)/mcat
+	target/release/mcat completions bash > $(DESTDIR)$(COMPLETIONDIR)/mcat
 	for pc in multicast multicast-static; do \
 		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 			-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
@@ -128,7 +137,8 @@ uninstall:
 		$(DESTDIR)$(INCDIR)/multicast.h $(DESTDIR)$(LIBDIR)/pkgconfig/multicast.pc \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/multicast-static.pc \
 		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfig.cmake \
-		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfigVersion.cmake
+		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfigVersion.cmake \
+		$(DESTDIR)$(BINDIR)/mcat $(DESTDIR)$(COMPLETIONDIR)/mcat
 
 clean:
 	rm -rf $(B)

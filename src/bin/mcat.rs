@@ -1,0 +1,330 @@
+//! mcat: the command-line companion of libmulticast. Listens to a group, sends to it,
+//! built on the library's Rust API (so it also exercises it from the outside).
+//!
+//! Built with `--features cli` (make builds and installs it); Rust dependents of the
+//! library never compile it or its argument parser.
+
+use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use multicast::{address, Group, GroupKey, JoinOptions, Timeout};
+
+/// Exit statuses, as `mcat --help` lists them.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_TIMEOUT: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "mcat",
+    version,
+    about = "Listen to and send to UDP multicast groups (libmulticast's command-line companion)",
+    after_help = "\
+GROUP:PORT is an IPv4 or IPv6 multicast group and a port: 239.1.1.1:9999,
+[ff15::1]:9999, [ff02::1%eth0]:9999 (a link-scoped IPv6 group names its
+interface as a zone). IFACE is an interface name (eth0) or one of this host's
+addresses; without -i the kernel's multicast route chooses.
+
+Exit status: 0 done; 1 a failure (the message says which and why); 2 a usage
+error; 3 listen --timeout passed before --count datagrams arrived."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Join GROUP:PORT and print each datagram: its sender and its text (or hex), or
+    /// one JSON object per line with --json.
+    Listen(Listen),
+    /// Send MESSAGE to GROUP:PORT as one datagram; with no MESSAGE or "-", each line
+    /// of standard input as one datagram.
+    Send(Send),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// The group and port, e.g. 239.1.1.1:9999 or [ff02::1%eth0]:9999.
+    #[arg(value_name = "GROUP:PORT")]
+    group: String,
+    /// The interface: a name (eth0) or one of this host's addresses.
+    #[arg(short, long, value_name = "IFACE")]
+    interface: Option<String>,
+    /// An authenticated group: a file holding the 32-byte group key as 64 hex digits
+    /// (every member uses the same; see docs/authentication.md).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
+    /// The id of the key in --key-file.
+    #[arg(long, value_name = "ID", default_value_t = 0, requires = "key_file")]
+    key_id: u8,
+}
+
+#[derive(Args)]
+struct Listen {
+    #[command(flatten)]
+    common: Common,
+    /// Receive only what this address sends (source-specific multicast).
+    #[arg(long, value_name = "ADDR")]
+    source: Option<String>,
+    /// Stop after N datagrams.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Give up after this many seconds without a datagram (exit status 3).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// One JSON object per datagram: source, group, port, len, and text (UTF-8) or hex.
+    #[arg(long)]
+    json: bool,
+    /// Every SECONDS, a one-line summary on standard error.
+    #[arg(long, value_name = "SECONDS")]
+    stats: Option<f64>,
+}
+
+#[derive(Args)]
+struct Send {
+    #[command(flatten)]
+    common: Common,
+    /// Time to live (hops) of the datagrams, 1..255.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    ttl: u32,
+    /// Do not let this host's own members hear the datagrams.
+    #[arg(long)]
+    no_loopback: bool,
+    /// The message; "-" or none: each line of standard input.
+    message: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Listen(listen) => run_listen(&listen),
+        Command::Send(send) => run_send(&send),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mcat", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    outcome.unwrap_or_else(|message| {
+        eprintln!("mcat: {message}");
+        ExitCode::from(EXIT_FAILURE)
+    })
+}
+
+/// Splits GROUP:PORT at its last colon, keeping Go's bracketed IPv6 spelling whole.
+fn group_and_port(text: &str) -> Result<(String, u16), String> {
+    let (group, port) = text
+        .rsplit_once(':')
+        .filter(|(group, _)| !group.is_empty())
+        .ok_or_else(|| {
+            format!("{text:?} is not GROUP:PORT (say 239.1.1.1:9999 or [ff15::1]:9999)")
+        })?;
+    if group.contains(':') && !group.starts_with('[') {
+        return Err(format!(
+            "{text:?}: put an IPv6 group in brackets before the port, as in [{group}]:PORT"
+        ));
+    }
+    let port: i64 = port
+        .parse()
+        .map_err(|_| format!("{text:?}: the port {port:?} is not a number"))?;
+    address::parse_group_spec(group).map_err(|e| e.to_string())?;
+    let port = address::parse_port(port).map_err(|e| e.to_string())?;
+    Ok((group.to_owned(), port))
+}
+
+fn read_key(common: &Common) -> Result<Option<GroupKey>, String> {
+    let Some(path) = &common.key_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    let hex = text.trim();
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .filter(|_| hex.len() % 2 == 0)
+        .ok_or_else(|| format!("the key file {} does not hold hex digits", path.display()))?;
+    GroupKey::new(common.key_id, &bytes)
+        .map(Some)
+        .map_err(|e| format!("the key file {}: {}", path.display(), e.message()))
+}
+
+fn join(common: &Common, options: JoinOptions) -> Result<Group, String> {
+    let (group, port) = group_and_port(&common.group)?;
+    let mut options = options.interface(common.interface.as_deref().unwrap_or(""));
+    if let Some(key) = read_key(common)? {
+        options = options.group_key(key);
+    }
+    Group::join_with(&group, port, &options).map_err(|e| e.to_string())
+}
+
+fn run_send(send: &Send) -> Result<ExitCode, String> {
+    let options = JoinOptions::default()
+        .ttl(send.ttl)
+        .loopback(!send.no_loopback);
+    let group = join(&send.common, options)?;
+    match send.message.as_deref() {
+        Some(message) if message != "-" => {
+            group.send(message.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        _ => {
+            // Lines as bytes: a datagram need not be text.
+            for line in io::stdin().lock().split(b'\n') {
+                let line = line.map_err(|e| format!("cannot read standard input: {e}"))?;
+                group.send(&line).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
+    let mut options = JoinOptions::default();
+    if let Some(source) = &listen.source {
+        options = options.source(source);
+    }
+    let group = join(&listen.common, options)?;
+    let idle = seconds(listen.timeout, "--timeout")?;
+    let every = seconds(listen.stats, "--stats")?;
+    eprintln!("mcat: listening on {}", group.local_addr());
+    let mut stats = Stats::new(Instant::now());
+    let mut out = io::stdout().lock();
+    let mut buf = vec![0u8; group.max_message_size()];
+    while listen.count.is_none_or(|count| stats.datagrams < count) {
+        let now = Instant::now();
+        let wait = match (idle, every) {
+            (Some(idle), _) if now >= stats.last + idle => return Ok(ExitCode::from(EXIT_TIMEOUT)),
+            (idle, every) => [
+                idle.map(|d| stats.last + d - now),
+                every.map(|d| (stats.reported + d).saturating_duration_since(now)),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+        };
+        let timeout = wait.map_or(Timeout::Never, Timeout::After);
+        if let Some(received) = group
+            .receive(timeout, &mut buf)
+            .map_err(|e| e.to_string())?
+        {
+            let data = &buf[..received.len];
+            stats.count(received.source, data.len(), Instant::now());
+            print_datagram(&mut out, &group, received.source, data, listen.json)
+                .map_err(|e| format!("cannot write standard output: {e}"))?;
+        }
+        if let Some(every) = every {
+            if Instant::now() >= stats.reported + every {
+                stats.report(&group, Instant::now());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seconds(value: Option<f64>, option: &str) -> Result<Option<Duration>, String> {
+    value
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("{option} must be a positive number of seconds, not {s}"))
+        })
+        .transpose()
+}
+
+fn print_datagram(
+    out: &mut impl Write,
+    group: &Group,
+    source: SocketAddr,
+    data: &[u8],
+    json: bool,
+) -> io::Result<()> {
+    let text = std::str::from_utf8(data)
+        .ok()
+        .filter(|t| !t.chars().any(|c| c.is_control() && c != '\t'));
+    if json {
+        let mut line = serde_json::json!({
+            "source": source.to_string(),
+            "group": group.group_addr().to_string(),
+            "port": group.port(),
+            "len": data.len(),
+        });
+        let (key, value) = match text {
+            Some(text) => ("text", text.to_owned()),
+            None => ("hex", hex(data)),
+        };
+        line[key] = serde_json::Value::String(value);
+        writeln!(out, "{line}")?;
+    } else {
+        match text {
+            Some(text) => writeln!(out, "{source}  {text}")?,
+            None => writeln!(out, "{source}  ({} bytes) {}", data.len(), hex(data))?,
+        }
+    }
+    out.flush()
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What --stats reports: datagrams, bytes and senders since the start.
+struct Stats {
+    datagrams: u64,
+    bytes: u64,
+    senders: std::collections::HashSet<SocketAddr>,
+    started: Instant,
+    last: Instant,
+    reported: Instant,
+}
+
+impl Stats {
+    fn new(now: Instant) -> Stats {
+        Stats {
+            datagrams: 0,
+            bytes: 0,
+            senders: Default::default(),
+            started: now,
+            last: now,
+            reported: now,
+        }
+    }
+
+    fn count(&mut self, source: SocketAddr, len: usize, now: Instant) {
+        self.datagrams += 1;
+        self.bytes += len as u64;
+        self.senders.insert(source);
+        self.last = now;
+    }
+
+    fn report(&mut self, group: &Group, now: Instant) {
+        let elapsed = now.duration_since(self.started).as_secs_f64().max(1e-9);
+        let auth = group.auth_counters();
+        let refused = auth.unauthenticated + auth.unknown_key + auth.replayed;
+        eprintln!(
+            "mcat: {} datagrams ({:.1}/s), {} bytes, {} senders, {} dropped by the kernel{}",
+            self.datagrams,
+            self.datagrams as f64 / elapsed,
+            self.bytes,
+            self.senders.len(),
+            group.dropped(),
+            if group.is_authenticated() {
+                format!(", {refused} refused as not authentic")
+            } else {
+                String::new()
+            },
+        );
+        self.reported = now;
+    }
+}

@@ -1,0 +1,252 @@
+//! mcat, the command-line companion, run as a user would run it, in the private namespace:
+//! listen and send, text, hex and JSON output, standard input lines, authenticated
+//! groups, --stats, --timeout, and the exit statuses its help promises.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{require_private_netns, test_addr, test_iface, unique_port};
+
+const MCAT: &str = env!("CARGO_BIN_EXE_mcat");
+
+fn mcat(args: &[&str]) -> Output {
+    require_private_netns();
+    Command::new(MCAT).args(args).output().expect("mcat runs")
+}
+
+/// Starts a listener and waits until it has joined (its "listening on" line).
+fn listener(args: &[&str]) -> Child {
+    require_private_netns();
+    let mut child = Command::new(MCAT)
+        .arg("listen")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mcat listen starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a first line");
+    assert!(line.starts_with("mcat: listening on "), "{line:?}");
+    // Keep reading standard error in the background, so --stats never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    child
+}
+
+fn finished(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().expect("mcat listen ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("UTF-8 output"),
+    )
+}
+
+#[test]
+fn listen_and_send_text_hex_and_json() {
+    let port = unique_port();
+    let group = format!("239.7.0.1:{port}");
+    let plain = listener(&[&group, "--count", "2", "--timeout", "10"]);
+    let json = listener(&[&group, "--count", "2", "--timeout", "10", "--json"]);
+    assert!(mcat(&["send", &group, "hello, group"]).status.success());
+    let binary = mcat(&["send", &group, "-"]);
+    assert!(binary.status.success());
+    // "-" with empty standard input sends nothing; then bytes that are not text:
+    let mut send = Command::new(MCAT)
+        .args(["send", &group])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    send.stdin.take().unwrap().write_all(b"\0\xff\x07").unwrap();
+    assert!(send.wait().unwrap().success());
+
+    let source = format!("{}:{port}", test_addr());
+    let (code, out) = finished(plain);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("{source}  hello, group\n{source}  (3 bytes) 00ff07\n")
+    );
+    let (code, out) = finished(json);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["text"], "hello, group");
+    assert_eq!(lines[0]["source"], source.as_str());
+    assert_eq!(lines[0]["group"], "239.7.0.1");
+    assert_eq!(lines[0]["port"], port);
+    assert_eq!(lines[1]["hex"], "00ff07");
+    assert_eq!(lines[1]["len"], 3);
+}
+
+#[test]
+fn standard_input_lines_are_datagrams_on_a_named_interface() {
+    let port = unique_port();
+    let group = format!("239.7.0.2:{port}");
+    let iface = test_iface();
+    let listen = listener(&[&group, "-i", &iface, "--count", "3", "--timeout", "10"]);
+    let mut send = Command::new(MCAT)
+        .args(["send", &group, "-i", &iface, "--ttl", "2"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    send.stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\nthree\n")
+        .unwrap();
+    assert!(send.wait().unwrap().success());
+    let (code, out) = finished(listen);
+    assert_eq!(code, 0);
+    let texts: Vec<&str> = out.lines().map(|l| l.split("  ").nth(1).unwrap()).collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+}
+
+#[test]
+fn ipv6_zones_and_authenticated_groups() {
+    let port = unique_port();
+    let group = format!("[ff02::7%{}]:{port}", test_iface());
+    let listen = listener(&[&group, "--count", "1", "--timeout", "10"]);
+    assert!(mcat(&["send", &group, "over six"]).status.success());
+    let (code, out) = finished(listen);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("  over six\n"), "{out}");
+
+    let dir = std::env::temp_dir().join(format!("mcat-key-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key");
+    std::fs::write(
+        &key,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let key = key.to_str().unwrap();
+    let group = format!("239.7.0.3:{port}");
+    let keyed = listener(&[&group, "--key-file", key, "--count", "1", "--timeout", "10"]);
+    assert!(mcat(&["send", &group, "forged"]).status.success());
+    assert!(mcat(&["send", &group, "--key-file", key, "sealed"])
+        .status
+        .success());
+    let (code, out) = finished(keyed);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("  sealed\n"), "{out}");
+
+    std::fs::write(dir.join("short"), "0011").unwrap();
+    let short = mcat(&[
+        "send",
+        &group,
+        "--key-file",
+        dir.join("short").to_str().unwrap(),
+        "x",
+    ]);
+    assert_eq!(short.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        said.contains("a group key must be 32 bytes, not 2"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("0011"),
+        "the key's bytes were printed: {said}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn stats_lines_and_timeout() {
+    let port = unique_port();
+    let group = format!("239.7.0.4:{port}");
+    require_private_netns();
+    let mut child = Command::new(MCAT)
+        .args(["listen", &group, "--timeout", "1.5", "--stats", "0.2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let lines: Vec<String> = stderr.lines().map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "--timeout without datagrams: {lines:?}"
+    );
+    assert!(
+        lines[0].starts_with("mcat: listening on 239.7.0.4:"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("mcat: 0 datagrams (0.0/s), 0 bytes, 0 senders, 0 dropped")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn failures_and_usage_have_their_exit_statuses() {
+    for (args, code, said) in [
+        (
+            &["send", "10.0.0.1:9999", "x"][..],
+            1,
+            "is not a multicast address",
+        ),
+        (&["send", "239.1.1.1", "x"], 1, "is not GROUP:PORT"),
+        (
+            &["send", "ff15::1:9999", "x"],
+            1,
+            "put an IPv6 group in brackets",
+        ),
+        (
+            &["send", "239.1.1.1:0", "x"],
+            1,
+            "port must be between 1 and 65535",
+        ),
+        (
+            &["send", "239.1.1.1:99999", "x"],
+            1,
+            "port must be between 1 and 65535",
+        ),
+        (
+            &["listen", "239.1.1.1:9999", "-i", "nope0"],
+            1,
+            "interface not found: nope0",
+        ),
+        (
+            &["send", "239.1.1.1:9999", "--ttl", "0", "x"],
+            1,
+            "ttl must be between 1 and 255",
+        ),
+        (
+            &["listen", "239.1.1.1:9999", "--timeout", "0"],
+            1,
+            "--timeout must be a positive number",
+        ),
+        (&["listen"], 2, "GROUP:PORT"),
+        (&["frobnicate"], 2, "unrecognized subcommand"),
+    ] {
+        let out = mcat(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn version_help_and_completions() {
+    let version = mcat(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("mcat {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = String::from_utf8_lossy(&mcat(&["--help"]).stdout).into_owned();
+    for needed in ["listen", "send", "Exit status", "GROUP:PORT"] {
+        assert!(help.contains(needed), "help lacks {needed:?}: {help}");
+    }
+    let bash = mcat(&["completions", "bash"]);
+    assert!(bash.status.success());
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("_mcat()"));
+}
