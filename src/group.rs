@@ -988,9 +988,9 @@ fn gso_too_big(err: &std::io::Error) -> bool {
     sys::is_message_size(err)
 }
 
-/// The kernel or the device cannot do UDP GSO at all.
+/// The kernel or the device cannot do UDP GSO at all (or the platform has none).
 fn gso_unsupported(err: &std::io::Error) -> bool {
-    sys::is_unsupported(err)
+    sys::is_unsupported(err) || err.kind() == std::io::ErrorKind::Unsupported
 }
 
 /// The interface a group is joined on: named in the options (name, address or index)

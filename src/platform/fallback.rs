@@ -1,11 +1,39 @@
-//! Batches as loops of single calls: what every platform without sendmmsg/recvmmsg
-//! (the portable path, Windows) does for the batch calls.
+//! What every platform without the Linux fast paths (the portable path, Windows) does
+//! alike: batches as loops of single calls, and the stand-ins of the capabilities it
+//! lacks (see [`Capabilities`](super::Capabilities)).
 
 use std::io;
+use std::net::IpAddr;
 
 use socket2::{SockAddr, Socket};
 
 use super::RecvMeta;
+
+/// Without GSO a batch is sent one datagram per call; the group code never forms runs
+/// longer than this.
+pub(crate) const MAX_GSO_SEGMENTS: usize = 1;
+
+/// Never called with more than one segment ([`MAX_GSO_SEGMENTS`] is 1); refuses, so
+/// the group code sends datagram by datagram.
+pub(crate) fn send_gso(_socket: &Socket, _segments: &[&[u8]], _dest: &SockAddr) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Accepted; datagrams arrive one by one.
+pub(crate) fn enable_gro(_socket: &Socket) -> io::Result<()> {
+    Ok(())
+}
+
+/// No kernel announcements of interface changes are read: groups are checked when
+/// their status is asked for.
+pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// No route lookup: a link-scoped IPv6 group needs its interface named.
+pub(crate) fn route_interface(_group: IpAddr) -> io::Result<u32> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
 
 /// Datagrams per [`recvmmsg`] call (a loop of single receives).
 pub(crate) const MMSG_MAX: usize = 16;

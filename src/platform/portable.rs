@@ -5,12 +5,15 @@
 use std::io;
 use std::net::IpAddr;
 
-use socket2::{MaybeUninitSlice, MsgHdrMut, SockAddr, Socket};
+use socket2::{MaybeUninitSlice, MsgHdrMut, Socket};
 
 use super::fallback;
 use super::{Capabilities, RecvMeta};
 
-pub(crate) use super::fallback::{meta_of, sendmmsg, MmsgResult, MMSG_MAX};
+pub(crate) use super::fallback::{
+    enable_gro, meta_of, route_interface, send_gso, sendmmsg, subscribe_interface_changes,
+    MmsgResult, MAX_GSO_SEGMENTS, MMSG_MAX,
+};
 use crate::sys;
 
 pub(crate) const CAPABILITIES: Capabilities = Capabilities {
@@ -21,10 +24,6 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     batch_syscalls: false,
     interface_events: false,
 };
-
-/// Without GSO a batch is sent one datagram per call; the group code never forms runs
-/// longer than this.
-pub(crate) const MAX_GSO_SEGMENTS: usize = 1;
 
 /// Socket options every group socket gets. Linux delivers datagrams of groups joined on
 /// other interfaces or by other sockets unless IP_MULTICAST_ALL is off; the BSDs and
@@ -49,22 +48,7 @@ pub(crate) fn enable_packet_info(_socket: &Socket, _group: IpAddr) -> io::Result
     Ok(())
 }
 
-/// Accepted; datagrams arrive one by one here.
-pub(crate) fn enable_gro(_socket: &Socket) -> io::Result<()> {
-    Ok(())
-}
-
-/// No kernel announcements here: groups are checked when their status is asked for.
-pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
 pub(crate) use crate::sys::queued_len_of as queued_len;
-
-/// No route lookup here: a link-scoped IPv6 group needs its interface named.
-pub(crate) fn route_interface(_group: IpAddr) -> io::Result<u32> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
 
 /// Receives one datagram into `buf`; the sender and truncation, no other metadata.
 pub(crate) fn recv_with_meta(
@@ -86,12 +70,6 @@ pub(crate) fn recv_with_meta(
         truncated,
         ..RecvMeta::default()
     })
-}
-
-/// Never called with more than one segment ([`MAX_GSO_SEGMENTS`] is 1); refuses, so
-/// the group code sends datagram by datagram.
-pub(crate) fn send_gso(_socket: &Socket, _segments: &[&[u8]], _dest: &SockAddr) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
 }
 
 /// Receives queued datagrams without waiting, one per buffer, until none is left.

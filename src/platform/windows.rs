@@ -17,7 +17,10 @@ use super::fallback;
 use super::{Capabilities, RecvMeta};
 use crate::sys;
 
-pub(crate) use super::fallback::{meta_of, sendmmsg, MmsgResult, MMSG_MAX};
+pub(crate) use super::fallback::{
+    enable_gro, meta_of, route_interface, send_gso, sendmmsg, subscribe_interface_changes,
+    MmsgResult, MAX_GSO_SEGMENTS, MMSG_MAX,
+};
 
 pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     drop_count: false,
@@ -28,9 +31,6 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     batch_syscalls: false,
     interface_events: false,
 };
-
-/// Without GSO a batch is sent one datagram per call.
-pub(crate) const MAX_GSO_SEGMENTS: usize = 1;
 
 /// Socket options every group socket gets here: non-blocking (Windows has no
 /// MSG_DONTWAIT), and the destination of each datagram, which the receive path checks.
@@ -46,27 +46,6 @@ pub(crate) fn configure(socket: &Socket, group: IpAddr) -> io::Result<()> {
 /// Always on here (see [`configure`]).
 pub(crate) fn enable_packet_info(_socket: &Socket, _group: IpAddr) -> io::Result<()> {
     Ok(())
-}
-
-/// Accepted; datagrams arrive one by one here.
-pub(crate) fn enable_gro(_socket: &Socket) -> io::Result<()> {
-    Ok(())
-}
-
-/// No announcements of interface changes are read here: groups are checked when their
-/// status is asked for.
-pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// No route lookup here: a link-scoped IPv6 group needs its interface named.
-pub(crate) fn route_interface(_group: IpAddr) -> io::Result<u32> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// Never called with more than one segment ([`MAX_GSO_SEGMENTS`] is 1).
-pub(crate) fn send_gso(_socket: &Socket, _segments: &[&[u8]], _dest: &SockAddr) -> io::Result<()> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Receives the next datagram sent to `group` into `buf`, dropping any other before it.

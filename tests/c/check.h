@@ -20,4 +20,18 @@ static int passed, failed;
         }                                                                               \
     } while (0)
 
+/* CHECK_STATUS: `expr` must return `want`; a failure names both statuses. */
+#define CHECK_STATUS(expr, want)                                                        \
+    do {                                                                                \
+        mc_status got_ = (expr);                                                        \
+        if (got_ == (want)) {                                                           \
+            passed++;                                                                   \
+        } else {                                                                        \
+            failed++;                                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s gave %s, want %s (last error: %s)\n",       \
+                    __FILE__, __LINE__, #expr, mc_status_str(got_), mc_status_str(want), \
+                    mc_last_error());                                                   \
+        }                                                                               \
+    } while (0)
+
 #endif

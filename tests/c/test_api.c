@@ -26,19 +26,6 @@ _Static_assert(offsetof(mc_join_options, rejoin) == (sizeof(void *) == 8 ? 56 : 
 _Static_assert(offsetof(mc_join_options, group_key) == (sizeof(void *) == 8 ? 72 : 48), "mc_join_options v2 layout changed");
 _Static_assert(sizeof(mc_join_options) == (sizeof(void *) == 8 ? 112 : 68), "mc_join_options v3 layout changed");
 
-#define CHECK_STATUS(expr, want)                                                        \
-    do {                                                                                \
-        mc_status got_ = (expr);                                                        \
-        if (got_ == (want)) {                                                           \
-            passed++;                                                                   \
-        } else {                                                                        \
-            failed++;                                                                   \
-            fprintf(stderr, "FAIL %s:%d: %s gave %s, want %s (last error: %s)\n",       \
-                    __FILE__, __LINE__, #expr, mc_status_str(got_), mc_status_str(want), \
-                    mc_last_error());                                                   \
-        }                                                                               \
-    } while (0)
-
 /* A catalogue entry: checked like CHECK_STATUS, and written (with the message the
  * library gave) to $MC_CATALOGUE, from which docs/testing.md's table is checked. */
 static FILE *catalogue;

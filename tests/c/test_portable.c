@@ -18,19 +18,6 @@
 #include "check.h"
 #include "multicast.h"
 
-#define CHECK_STATUS(expr, want)                                                          \
-    do {                                                                                  \
-        mc_status got_ = (expr);                                                          \
-        if (got_ == (want)) {                                                             \
-            passed++;                                                                     \
-        } else {                                                                          \
-            failed++;                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s gave %s, want %s (last error: %s)\n",         \
-                    __FILE__, __LINE__, #expr, mc_status_str(got_), mc_status_str(want), \
-                    mc_last_error());                                                     \
-        }                                                                                 \
-    } while (0)
-
 static int next_port = 41000;
 
 static const char *env(const char *name) {
