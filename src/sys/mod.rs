@@ -9,6 +9,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -31,6 +32,41 @@ pub(crate) fn as_uninit_mut(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and socket2 only ever writes
     // initialised bytes through the slice, so `buf` stays fully initialised.
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// Waits until `socket` is readable (or hung up), or `timeout` passes. `None` waits
+/// forever. Returns whether it became readable.
+pub(crate) fn wait_readable(socket: &Socket, timeout: Option<Duration>) -> io::Result<bool> {
+    os::wait_readable_any(&[socket], timeout)
+}
+
+/// Runs one system wait (`wait`, given the time left: `None` for ever) until it
+/// reports how many are ready; an interrupted one is tried again with the time that is
+/// left of `timeout`. Returns whether any became ready.
+fn retry_for(
+    timeout: Option<Duration>,
+    mut wait: impl FnMut(Option<Duration>) -> io::Result<i32>,
+) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now().checked_add(t));
+    loop {
+        let left = match deadline {
+            None | Some(None) => None,
+            Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+        };
+        match wait(left) {
+            Ok(n) => return Ok(n > 0),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// A wait in milliseconds (-1: for ever), rounded up so that it never ends early.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))] // ppoll there: nanoseconds
+fn millis_rounded_up(left: Option<Duration>) -> i32 {
+    left.map_or(-1, |left| {
+        i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    })
 }
 
 /// One address of one network interface.
@@ -104,6 +140,16 @@ pub(crate) fn group_source_membership(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_readable_times_out_and_sees_data() {
+        let (a, b) = waker_pair().unwrap();
+        let start = Instant::now();
+        assert!(!wait_readable(&a, Some(Duration::from_millis(20))).unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        b.send(b"x").unwrap();
+        assert!(wait_readable(&a, Some(Duration::from_secs(5))).unwrap());
+    }
 
     #[test]
     fn uninit_view_keeps_contents() {

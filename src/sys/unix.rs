@@ -4,7 +4,7 @@ use std::ffi::CStr;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
@@ -197,16 +197,9 @@ pub(crate) fn setsockopt<T: Copy>(
     }
 }
 
-/// Waits until `fd` is readable (or hung up), or `timeout` passes. `None` waits forever.
-/// Returns whether it became readable. Retries on EINTR with the time that is left.
-/// ppoll takes nanoseconds, so the wait ends within the kernel's timer slack (50 us),
-/// not rounded up to a millisecond or a scheduler tick.
-pub(crate) fn wait_readable(socket: &Socket, timeout: Option<Duration>) -> io::Result<bool> {
-    wait_readable_any(&[socket], timeout)
-}
-
-/// Waits until one of `fds` (at most 4) is readable, or `timeout` passes; as
-/// [`wait_readable`].
+/// Waits until one of `sockets` (at most 4) is readable (or hung up), or `timeout`
+/// passes (see [`super::wait_readable`]). ppoll takes nanoseconds, so the wait ends
+/// within the kernel's timer slack (50 us), not rounded up to a millisecond or a tick.
 pub(crate) fn wait_readable_any(
     sockets: &[&Socket],
     timeout: Option<Duration>,
@@ -220,18 +213,7 @@ pub(crate) fn wait_readable_any(
     for (pfd, socket) in pfds.iter_mut().zip(sockets) {
         pfd.fd = socket.as_raw_fd();
     }
-    let deadline = timeout.map(|t| Instant::now().checked_add(t));
-    loop {
-        let left = match deadline {
-            None | Some(None) => None,
-            Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-        };
-        match poll(&mut pfds[..count], left) {
-            Ok(n) => return Ok(n > 0),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        }
-    }
+    super::retry_for(timeout, |left| poll(&mut pfds[..count], left))
 }
 
 /// One poll: ppoll (nanoseconds) where the system has it, poll (milliseconds, rounded
@@ -264,10 +246,7 @@ fn poll(pfds: &mut [libc::pollfd], left: Option<Duration>) -> io::Result<libc::c
 
 #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 fn poll(pfds: &mut [libc::pollfd], left: Option<Duration>) -> io::Result<libc::c_int> {
-    let millis = left.map_or(-1, |left| {
-        let rounded_up = left.as_nanos().div_ceil(1_000_000);
-        libc::c_int::try_from(rounded_up).unwrap_or(libc::c_int::MAX)
-    });
+    let millis = super::millis_rounded_up(left);
     // SAFETY: `pfds` is a valid, exclusively borrowed array of its length for the call.
     let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, millis) };
     if n < 0 {
@@ -350,20 +329,5 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
             Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
         }
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wait_readable_times_out_and_sees_data() {
-        let (a, b) = waker_pair().unwrap();
-        let start = Instant::now();
-        assert!(!wait_readable(&a, Some(Duration::from_millis(20))).unwrap());
-        assert!(start.elapsed() >= Duration::from_millis(20));
-        b.send(b"x").unwrap();
-        assert!(wait_readable(&a, Some(Duration::from_secs(5))).unwrap());
     }
 }

@@ -13,7 +13,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::windows::io::{AsRawSocket, RawSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use windows_sys::Win32::NetworkManagement::IpHelper::{
@@ -246,13 +246,8 @@ pub(crate) fn setsockopt<T: Copy>(
     }
 }
 
-/// Waits until `socket` is readable (or hung up), or `timeout` passes. `None` waits
-/// forever. Returns whether it became readable.
-pub(crate) fn wait_readable(socket: &Socket, timeout: Option<Duration>) -> io::Result<bool> {
-    wait_readable_any(&[socket], timeout)
-}
-
-/// Waits until one of `sockets` (at most 4) is readable, or `timeout` passes.
+/// Waits until one of `sockets` (at most 4) is readable, or `timeout` passes (see
+/// [`super::wait_readable`]); WSAPoll takes milliseconds, rounded up.
 pub(crate) fn wait_readable_any(
     sockets: &[&Socket],
     timeout: Option<Duration>,
@@ -271,28 +266,22 @@ fn wait(sockets: &[&Socket], events: i16, timeout: Option<Duration>) -> io::Resu
     for (fd, socket) in fds.iter_mut().zip(sockets) {
         fd.fd = socket.as_raw_socket() as ws::SOCKET;
     }
-    let deadline = timeout.map(|t| Instant::now().checked_add(t));
-    loop {
-        let millis = match deadline {
-            None | Some(None) => -1,
-            Some(Some(d)) => {
-                let left = d.saturating_duration_since(Instant::now());
-                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
-            }
-        };
+    super::retry_for(timeout, |left| {
         // SAFETY: `fds` is a valid, exclusively borrowed array of at least `count`
         // entries for the whole call.
-        let n = unsafe { ws::WSAPoll(fds.as_mut_ptr(), count as u32, millis) };
-        match n {
-            n if n >= 0 => return Ok(n > 0),
-            _ => {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
+        let n = unsafe {
+            ws::WSAPoll(
+                fds.as_mut_ptr(),
+                count as u32,
+                super::millis_rounded_up(left),
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n)
         }
-    }
+    })
 }
 
 /// No fork on Windows: no handle is ever inherited by a child process.
