@@ -170,8 +170,6 @@ pub struct Group {
     // The largest UDP payload of the group's family; a buffer this large can never
     // truncate a datagram, so a receive into it needs no peek first.
     max_message: usize,
-    // The largest message a caller may send: max_message less sealing's overhead.
-    max_payload: usize,
     port: u16,
     local_addr: SocketAddr,
     // sys::fork_generation() at join: a different value now means this process is a
@@ -258,7 +256,6 @@ impl Group {
                 options.max_bytes_per_second,
             )
             .map(Mutex::new),
-            max_payload: max_message - if sealed.is_some() { auth::OVERHEAD } else { 0 },
             sealed,
             destination: membership.destination(port),
             group,
@@ -439,19 +436,24 @@ impl Group {
         Ok(sent)
     }
 
+    /// The largest message a caller may send: the datagram limit less sealing's overhead.
+    fn max_payload(&self) -> usize {
+        self.max_message - self.sealed.as_ref().map_or(0, |_| auth::OVERHEAD)
+    }
+
     fn check_size(&self, len: usize) -> Result<()> {
-        if self.sealed.is_some() && len > self.max_payload {
+        if self.sealed.is_some() && len > self.max_payload() {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
                 format!(
                     "message of {len} bytes is larger than an authenticated group's {}-byte \
                      limit (the UDP limit less {} bytes of sealing)",
-                    self.max_payload,
+                    self.max_payload(),
                     auth::OVERHEAD
                 ),
             ));
         }
-        message::check_size_for(len, self.max_payload)
+        message::check_size_for(len, self.max_payload())
     }
 
     /// How many datagrams of these sizes the send budget allows now (all, without one);
@@ -633,7 +635,7 @@ impl Group {
     /// The largest message this group sends: 65,507 bytes for IPv4, 65,527 for IPv6,
     /// less [`auth::OVERHEAD`] (30) for an authenticated group.
     pub fn max_message_size(&self) -> usize {
-        self.max_payload
+        self.max_payload()
     }
 
     /// Whether the group was joined with a key (see [`JoinOptions::group_key`]).
@@ -794,8 +796,16 @@ impl Group {
                 Err(e) => return Err(Error::io("receive failed", &e)),
             }
         }
+        self.receive_now(socket, buf)?
+            .map(|meta| self.accept(meta))
+            .transpose()
+    }
+
+    /// One receive that does not wait: what recvmsg reported, or `None` when nothing
+    /// is queued.
+    fn receive_now(&self, socket: &Socket, buf: &mut [u8]) -> Result<Option<platform::RecvMeta>> {
         match platform::recv_with_meta(socket, self.group, buf, sys::DONT_WAIT) {
-            Ok(meta) => self.accept(meta).map(Some),
+            Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(Error::io("receive failed", &e)),
         }
@@ -810,12 +820,9 @@ impl Group {
         run: &mut Coalesced,
     ) -> Result<Option<Received>> {
         if run.remaining == 0 {
-            let meta =
-                match platform::recv_with_meta(socket, self.group, &mut run.buf, sys::DONT_WAIT) {
-                    Ok(meta) => meta,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
-                    Err(e) => return Err(Error::io("receive failed", &e)),
-                };
+            let Some(meta) = self.receive_now(socket, &mut run.buf)? else {
+                return Ok(None);
+            };
             // The sender (or its absence after close) is checked as each datagram is handed out.
             run.len = meta.len;
             run.offset = 0;
@@ -867,18 +874,10 @@ impl Group {
                     let mut run = c.lock().unwrap_or_else(PoisonError::into_inner);
                     self.try_receive_coalesced(socket, &mut inbox.scratch, &mut run)?
                 }
-                None => {
-                    match platform::recv_with_meta(
-                        socket,
-                        self.group,
-                        &mut inbox.scratch,
-                        sys::DONT_WAIT,
-                    ) {
-                        Ok(meta) => Some(self.accept(meta)?),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
-                        Err(e) => return Err(Error::io("receive failed", &e)),
-                    }
-                }
+                None => self
+                    .receive_now(socket, &mut inbox.scratch)?
+                    .map(|meta| self.accept(meta))
+                    .transpose()?,
             };
             let Some(received) = received else {
                 return Ok(None);
