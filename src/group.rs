@@ -366,7 +366,7 @@ impl Group {
                 (None, slice) => slice,
                 (w, None) => w,
             };
-            sys::wait_readable(socket, wait).map_err(|e| Error::io("receive failed", &e))?;
+            sys::wait_readable(socket, wait).map_err(|e| self.receive_error(&e))?;
             if self.is_closed() {
                 return Err(Error::closed("receive"));
             }
@@ -771,7 +771,7 @@ impl Group {
             Ok(meta) => Some(self.accept(meta)),
             Err(_) if self.is_closed() => Some(Err(Error::closed("receive"))),
             Err(e) if matches!(e.kind(), IoKind::Interrupted | IoKind::WouldBlock) => None,
-            Err(e) => Some(Err(Error::io("receive failed", &e))),
+            Err(e) => Some(Err(self.receive_error(&e))),
         }
     }
 
@@ -793,7 +793,7 @@ impl Group {
                 Ok(Some(n)) if n > buf.len() => return Err(Error::buffer_too_small(n, buf.len())),
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok(None),
-                Err(e) => return Err(Error::io("receive failed", &e)),
+                Err(e) => return Err(self.receive_error(&e)),
             }
         }
         self.receive_now(socket, buf)?
@@ -807,7 +807,18 @@ impl Group {
         match platform::recv_with_meta(socket, self.group, buf, sys::DONT_WAIT) {
             Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(Error::io("receive failed", &e)),
+            Err(e) => Err(self.receive_error(&e)),
+        }
+    }
+
+    /// A failed receive, or `Closed` when the group was closed under it (where the
+    /// system reports the shutdown as an error, WSAESHUTDOWN on Windows, rather than
+    /// as a datagram without a sender).
+    fn receive_error(&self, err: &std::io::Error) -> Error {
+        if self.is_closed() {
+            Error::closed("receive")
+        } else {
+            Error::io("receive failed", err)
         }
     }
 
