@@ -1,6 +1,7 @@
 //! mcat, the command-line companion, run as a user would run it, in the private namespace:
 //! listen and send, text, hex and JSON output, standard input lines, authenticated
-//! groups, --stats, --timeout, and the exit statuses its help promises.
+//! groups, --stats, --timeout, ping between two processes, and the exit
+//! statuses its help promises. (Ping across hosts: scripts/test-ping, on the simulated LAN.)
 
 mod common;
 
@@ -225,6 +226,16 @@ fn failures_and_usage_have_their_exit_statuses() {
             1,
             "--timeout must be a positive number",
         ),
+        (
+            &["ping", "239.1.1.1:9999", "--interval", "0"],
+            1,
+            "--interval must be a positive number",
+        ),
+        (
+            &["ping", "239.1.1.1:65535", "--count", "1"],
+            1,
+            "with port 65535, choose --unicast-port",
+        ),
         (&["listen"], 2, "GROUP:PORT"),
         (&["frobnicate"], 2, "unrecognized subcommand"),
     ] {
@@ -243,10 +254,98 @@ fn version_help_and_completions() {
         format!("mcat {}\n", env!("CARGO_PKG_VERSION"))
     );
     let help = String::from_utf8_lossy(&mcat(&["--help"]).stdout).into_owned();
-    for needed in ["listen", "send", "Exit status", "GROUP:PORT"] {
+    for needed in ["listen", "send", "ping", "Exit status", "GROUP:PORT"] {
         assert!(help.contains(needed), "help lacks {needed:?}: {help}");
     }
     let bash = mcat(&["completions", "bash"]);
     assert!(bash.status.success());
     assert!(String::from_utf8_lossy(&bash.stdout).contains("_mcat()"));
+}
+
+/// mcat ping's JSON summary lines of one run: (peer, path) -> (sent, answered).
+fn ping_summary(stdout: &[u8]) -> Vec<(String, String, u64, u64)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == "summary")
+        .map(|event| {
+            (
+                event["peer"].as_str().unwrap().to_owned(),
+                event["path"].as_str().unwrap().to_owned(),
+                event["sent"].as_u64().unwrap(),
+                event["answered"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ping_between_two_processes_and_alone() {
+    // Two pings on one host: each answers the other's multicast and unicast probes (their
+    // unicast ports differ). Run one after the other's start, they overlap for a while
+    // whatever the machine's load, and each counts only the probes sent while both ran.
+    require_private_netns();
+    let port = unique_port();
+    let group = format!("239.7.0.5:{port}");
+    let ping = |unicast_port: u16| {
+        Command::new(MCAT)
+            .args([
+                "ping",
+                &group,
+                "-i",
+                &test_iface(),
+                "--interval",
+                "0.05",
+                "--count",
+                "20",
+            ])
+            .args([
+                "--wait",
+                "2",
+                "--json",
+                "--unicast-port",
+                &unicast_port.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = ping(unique_port());
+    let second = ping(unique_port());
+    let me = test_addr();
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        let summary = ping_summary(&out.stdout);
+        assert_eq!(summary.len(), 2, "one peer, two paths: {summary:?}");
+        for (peer, path, sent, answered) in summary {
+            assert_eq!(peer, me, "{path}");
+            assert!(sent > 0 && answered == sent, "{path}: {answered} of {sent}");
+        }
+    }
+
+    // Alone: nobody answers (exit 3); a listed peer is reported all the same.
+    let alone = mcat(&[
+        "ping",
+        &group,
+        "--interval",
+        "0.05",
+        "--count",
+        "3",
+        "--wait",
+        "0.1",
+        "--peer",
+        "192.0.2.77",
+    ]);
+    let said = String::from_utf8_lossy(&alone.stdout);
+    assert_eq!(alone.status.code(), Some(3), "{said}");
+    assert!(
+        said.lines().any(|line| line.starts_with("192.0.2.77 ")
+            && line.ends_with(
+                "unicast: 3 sent, 0 answered, 100.0% loss, 0 duplicates, rtt no answer"
+            )),
+        "{said}"
+    );
 }

@@ -15,6 +15,9 @@ use multicast::{address, Group, GroupKey, JoinOptions, Timeout};
 /// Exit statuses, as `mcat --help` lists them.
 const EXIT_FAILURE: u8 = 1;
 const EXIT_TIMEOUT: u8 = 3;
+const EXIT_PROBLEM: u8 = 4;
+
+mod ping;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +31,8 @@ interface as a zone). IFACE is an interface name (eth0) or one of this host's
 addresses; without -i the kernel's multicast route chooses.
 
 Exit status: 0 done; 1 a failure (the message says which and why); 2 a usage
-error; 3 listen --timeout passed before --count datagrams arrived."
+error; 3 listen --timeout passed before --count datagrams arrived, or ping heard
+no peer at all; 4 ping: a peer answered by unicast but never over multicast."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,6 +47,11 @@ enum Command {
     /// Send MESSAGE to GROUP:PORT as one datagram; with no MESSAGE or "-", each line
     /// of standard input as one datagram.
     Send(Send),
+    /// Test multicast between hosts, like omping: run it on each of them at once. Each
+    /// probes the group and its peers (by unicast) every --interval and answers their
+    /// probes; prints, per peer, multicast and unicast loss, round-trip time and
+    /// duplicates, then a summary (at --count, or on Ctrl-C).
+    Ping(ping::Ping),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Listen(listen) => run_listen(&listen),
         Command::Send(send) => run_send(&send),
+        Command::Ping(ping) => ping::run(&ping),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcat", &mut io::stdout());
             Ok(ExitCode::SUCCESS)

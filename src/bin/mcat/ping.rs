@@ -1,0 +1,640 @@
+//! `mcat ping`: omping's test of multicast between hosts, run on each of them at once.
+//!
+//! Every interval each host sends one probe to the group and one to each peer it knows by
+//! unicast (UDP, to the peer's PORT+1 unless --unicast-port says otherwise). Whoever hears
+//! a probe answers it the way it came: a multicast probe with a multicast answer to the
+//! group, a unicast probe with a unicast answer. So each host measures, per peer, the
+//! multicast round trip (group both ways) beside the unicast one: when unicast arrives and
+//! multicast does not, the network (a switch, a router, a firewall) stops the multicast.
+//!
+//! Loss is counted from a peer's first answer (before it, the peer was not running yet)
+//! to its goodbye (a peer that stops says so; one whose goodbye is lost keeps counting).
+//! A host keeps answering for --wait seconds after its own last probe, so that peers
+//! started a little later, or stopped a little earlier, lose nothing to the skew.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use multicast::{Group, JoinOptions, Timeout};
+use serde_json::{json, Value};
+
+use crate::{join, seconds, Common, EXIT_PROBLEM, EXIT_TIMEOUT};
+
+#[derive(Args)]
+pub struct Ping {
+    #[command(flatten)]
+    common: Common,
+    /// Seconds between probes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    interval: f64,
+    /// Stop after N probes (without it: until interrupted, Ctrl-C).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// A host expected to answer (an IP address; repeat for several). Peers that send
+    /// probes are found without it; a listed peer is probed by unicast from the start
+    /// and reported even if it never answers.
+    #[arg(long, value_name = "ADDR")]
+    peer: Vec<IpAddr>,
+    /// The UDP port of unicast probes and answers (default: PORT+1).
+    #[arg(long, value_name = "PORT")]
+    unicast_port: Option<u16>,
+    /// Seconds to keep answering and collecting answers after the last probe.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    wait: f64,
+    /// Time to live (hops) of the multicast probes and answers, 1..255.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    ttl: u32,
+    /// Print only the summary, not a line per answer.
+    #[arg(short, long)]
+    quiet: bool,
+    /// One JSON object per answer and per peer and path in the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Multicast,
+    Unicast,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Multicast => "multicast",
+            Path::Unicast => "unicast",
+        }
+    }
+}
+
+/// What the receiving threads tell the main loop.
+enum Event {
+    /// A peer's probe: it exists, and its unicast address.
+    Probe { id: u64, addr: SocketAddr },
+    /// A peer's answer to one of this host's probes.
+    Answer {
+        id: u64,
+        addr: SocketAddr,
+        path: Path,
+        seq: u64,
+        sent_ns: u64,
+    },
+    /// A peer stopped probing.
+    Bye { id: u64, addr: SocketAddr },
+    /// A receive failed for good (the reason).
+    Failed(String),
+}
+
+/// One path's tally of answers from one peer.
+#[derive(Default)]
+struct Tally {
+    answered: HashSet<u64>,
+    duplicates: u64,
+    rtt_ms: Vec<f64>,
+}
+
+struct Peer {
+    id: Option<u64>,
+    addr: SocketAddr,
+    /// This host's next sequence number when the peer became known.
+    known_from: u64,
+    /// The first sequence number probed to the peer by unicast.
+    unicast_from: Option<u64>,
+    /// This host's next sequence number when the peer's goodbye arrived.
+    bye_at: Option<u64>,
+    multicast: Tally,
+    unicast: Tally,
+}
+
+/// Set by SIGINT and SIGTERM: stop probing, answer a little longer, print the summary.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
+    let interval = seconds(Some(ping.interval), "--interval")?.unwrap_or_default();
+    let wait = Duration::try_from_secs_f64(ping.wait)
+        .map_err(|_| format!("--wait must be a number of seconds, not {}", ping.wait))?;
+    let group = Arc::new(join(&ping.common, JoinOptions::default().ttl(ping.ttl))?);
+    let unicast_port = match ping.unicast_port {
+        Some(port) => port,
+        None => group
+            .port()
+            .checked_add(1)
+            .ok_or("with port 65535, choose --unicast-port")?,
+    };
+    let unspecified = match group.group_addr() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let unicast = UdpSocket::bind((unspecified, unicast_port)).map_err(|e| {
+        format!("cannot bind the unicast port {unicast_port} ({e}); is another mcat ping running here? (--unicast-port)")
+    })?;
+    let me = random_id();
+    let (events, inbox) = mpsc::channel();
+    spawn_multicast_receiver(Arc::clone(&group), me, unicast_port, events.clone());
+    let unicast_rx = unicast.try_clone().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || receive_unicast(&unicast_rx, me, unicast_port, &events));
+    catch_interrupts();
+    eprintln!(
+        "mcat: pinging {} (unicast port {unicast_port}), every {:?}",
+        group.local_addr(),
+        interval
+    );
+
+    let mut session = Session {
+        me,
+        unicast_port,
+        started: Instant::now(),
+        next_seq: 0,
+        peers: Vec::new(),
+        json: ping.json,
+        quiet: ping.quiet,
+        warned: HashSet::new(),
+    };
+    for &ip in &ping.peer {
+        session.peer(None, SocketAddr::new(ip, unicast_port));
+    }
+    let mut next_round = session.started;
+    let mut linger_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let done = ping.count.is_some_and(|count| session.next_seq >= count);
+        if linger_until.is_none() && (done || INTERRUPTED.load(Ordering::Relaxed)) {
+            session.say_goodbye(&group, &unicast);
+            linger_until = Some(now + wait);
+        }
+        match linger_until {
+            Some(until) if now >= until => break,
+            None if now >= next_round => {
+                session.probe(&group, &unicast);
+                next_round = (next_round + interval).max(now); // no burst after a stall
+                continue;
+            }
+            _ => {}
+        }
+        let until = linger_until.unwrap_or(next_round);
+        // Wake at least every 100 ms to notice Ctrl-C.
+        let slice = until
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        match inbox.recv_timeout(slice) {
+            Ok(Event::Failed(reason)) => return Err(reason),
+            Ok(event) => session.handle(event),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the receivers stopped".into()),
+        }
+    }
+    let _ = group.close();
+    session.summary(&group)
+}
+
+struct Session {
+    me: u64,
+    unicast_port: u16,
+    started: Instant,
+    next_seq: u64,
+    peers: Vec<Peer>,
+    json: bool,
+    quiet: bool,
+    /// Send failures already reported (each kind once: a cut cable fails every send).
+    warned: HashSet<String>,
+}
+
+impl Session {
+    fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    fn message(&self, kind: &str, seq: u64, sent_ns: u64) -> Vec<u8> {
+        json!({"mcat": "ping", "type": kind, "id": self.me, "uport": self.unicast_port,
+               "seq": seq, "t": sent_ns})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn probe(&mut self, group: &Group, unicast: &UdpSocket) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let probe = self.message("probe", seq, self.now_ns());
+        if let Err(e) = group.send(&probe) {
+            self.warn(format!("multicast probe not sent: {e}"));
+        }
+        let mut targets = Vec::with_capacity(self.peers.len());
+        for peer in &mut self.peers {
+            peer.unicast_from.get_or_insert(seq);
+            targets.push(peer.addr);
+        }
+        for addr in targets {
+            if let Err(e) = unicast.send_to(&probe, addr) {
+                self.warn(format!("unicast probe to {addr} not sent: {e}"));
+            }
+        }
+    }
+
+    fn say_goodbye(&mut self, group: &Group, unicast: &UdpSocket) {
+        let bye = self.message("bye", self.next_seq, 0);
+        let _ = group.send(&bye);
+        for peer in &self.peers {
+            let _ = unicast.send_to(&bye, peer.addr);
+        }
+    }
+
+    fn warn(&mut self, warning: String) {
+        let kind = warning
+            .split(':')
+            .next_back()
+            .unwrap_or_default()
+            .to_owned();
+        if self.warned.insert(kind) {
+            eprintln!("mcat: {warning} (further failures like it are not shown)");
+        }
+    }
+
+    /// The peer with this id, or else at this address, made known now if it was not.
+    fn peer(&mut self, id: Option<u64>, addr: SocketAddr) -> &mut Peer {
+        let found = self
+            .peers
+            .iter()
+            .position(|p| id.is_some() && p.id == id)
+            .or_else(|| {
+                self.peers
+                    .iter()
+                    .position(|p| p.id.is_none() && p.addr == addr)
+            });
+        let index = found.unwrap_or_else(|| {
+            self.peers.push(Peer {
+                id,
+                addr,
+                known_from: self.next_seq,
+                unicast_from: None,
+                bye_at: None,
+                multicast: Tally::default(),
+                unicast: Tally::default(),
+            });
+            self.peers.len() - 1
+        });
+        let peer = &mut self.peers[index];
+        peer.id = peer.id.or(id);
+        peer.addr = addr;
+        peer
+    }
+
+    fn handle(&mut self, event: Event) {
+        let now_ns = self.now_ns();
+        let next_seq = self.next_seq;
+        match event {
+            Event::Probe { id, addr } => {
+                self.peer(Some(id), addr);
+            }
+            Event::Bye { id, addr } => {
+                self.peer(Some(id), addr).bye_at.get_or_insert(next_seq);
+            }
+            Event::Answer {
+                id,
+                addr,
+                path,
+                seq,
+                sent_ns,
+            } => {
+                if seq >= next_seq || sent_ns > now_ns {
+                    return; // not an answer to a probe of this run
+                }
+                let rtt_ms = (now_ns - sent_ns) as f64 / 1e6;
+                let peer = self.peer(Some(id), addr);
+                let tally = match path {
+                    Path::Multicast => &mut peer.multicast,
+                    Path::Unicast => &mut peer.unicast,
+                };
+                let duplicate = !tally.answered.insert(seq);
+                if duplicate {
+                    tally.duplicates += 1;
+                } else {
+                    tally.rtt_ms.push(rtt_ms);
+                }
+                let ip = addr.ip();
+                if self.json {
+                    println!(
+                        "{}",
+                        json!({"event": "answer", "peer": ip.to_string(), "path": path.name(),
+                               "seq": seq, "rtt_ms": rtt_ms, "duplicate": duplicate})
+                    );
+                } else if !self.quiet {
+                    let dup = if duplicate { "  (duplicate)" } else { "" };
+                    println!(
+                        "{ip:<16} {:>9}  seq={seq}  time={rtt_ms:.3} ms{dup}",
+                        path.name()
+                    );
+                }
+            }
+            Event::Failed(_) => {}
+        }
+    }
+
+    fn summary(&self, group: &Group) -> Result<std::process::ExitCode, String> {
+        let mut out = io::stdout().lock();
+        let write_error = |e: io::Error| format!("cannot write standard output: {e}");
+        if !self.json {
+            writeln!(out, "--- {} ping summary ---", group.local_addr()).map_err(write_error)?;
+        }
+        let (mut multicast_never, mut answered_any) = (false, false);
+        let mut peers: Vec<&Peer> = self.peers.iter().collect();
+        peers.sort_by_key(|p| p.addr);
+        let mut totals = [(0, 0); 2];
+        for peer in peers {
+            let counts = Counts::of(peer, self.next_seq);
+            answered_any |= counts.multicast.1 + counts.unicast.1 > 0;
+            multicast_never |= counts.multicast.1 == 0;
+            for (total, (path, (sent, answered), tally)) in totals.iter_mut().zip([
+                (Path::Multicast, counts.multicast, &peer.multicast),
+                (Path::Unicast, counts.unicast, &peer.unicast),
+            ]) {
+                *total = (total.0 + sent, total.1 + answered);
+                let line = summary_line(peer.addr.ip(), path, sent, answered, tally, self.json);
+                writeln!(out, "{line}").map_err(write_error)?;
+            }
+            if counts.multicast_lost_more() {
+                let hint = format!(
+                    "multicast lost more than unicast: a switch, router or firewall stops it (try: mcat doctor {} -i IFACE)",
+                    group_spec(group)
+                );
+                let line = if self.json {
+                    json!({"event": "hint", "peer": peer.addr.ip().to_string(), "text": hint})
+                        .to_string()
+                } else {
+                    format!("{:<16} {hint}", peer.addr.ip())
+                };
+                writeln!(out, "{line}").map_err(write_error)?;
+            }
+        }
+        if !self.json && !self.peers.is_empty() {
+            let loss = |(sent, answered): (u64, u64)| {
+                sent.saturating_sub(answered) as f64 * 100.0 / sent.max(1) as f64
+            };
+            writeln!(
+                out,
+                "{} peer{}: multicast {}/{} answered ({:.1}% loss), unicast {}/{} ({:.1}% loss)",
+                self.peers.len(),
+                if self.peers.len() == 1 { "" } else { "s" },
+                totals[0].1,
+                totals[0].0,
+                loss(totals[0]),
+                totals[1].1,
+                totals[1].0,
+                loss(totals[1])
+            )
+            .map_err(write_error)?;
+        }
+        if self.peers.is_empty() && !self.json {
+            writeln!(
+                out,
+                "no peer answered (run mcat ping on the other hosts too)"
+            )
+            .map_err(write_error)?;
+        }
+        out.flush().map_err(write_error)?;
+        Ok(if !answered_any {
+            std::process::ExitCode::from(EXIT_TIMEOUT)
+        } else if multicast_never {
+            std::process::ExitCode::from(EXIT_PROBLEM)
+        } else {
+            std::process::ExitCode::SUCCESS
+        })
+    }
+}
+
+/// Probes sent and answered per path, over the span the peer was there.
+struct Counts {
+    multicast: (u64, u64),
+    unicast: (u64, u64),
+}
+
+impl Counts {
+    fn of(peer: &Peer, next_seq: u64) -> Counts {
+        let first_answer = peer
+            .multicast
+            .answered
+            .iter()
+            .chain(&peer.unicast.answered)
+            .min();
+        let first = first_answer.copied().unwrap_or(peer.known_from);
+        let end = peer.bye_at.unwrap_or(next_seq).max(first);
+        let within = |tally: &Tally| {
+            tally
+                .answered
+                .iter()
+                .filter(|&&s| s >= first && s < end)
+                .count() as u64
+        };
+        let unicast_first = peer.unicast_from.unwrap_or(end).max(first).min(end);
+        Counts {
+            multicast: (end - first, within(&peer.multicast)),
+            unicast: (end - unicast_first, within(&peer.unicast)),
+        }
+    }
+
+    fn multicast_lost_more(&self) -> bool {
+        let lost = |(sent, answered): (u64, u64)| {
+            sent.saturating_sub(answered) as f64 / sent.max(1) as f64
+        };
+        self.unicast.1 > 0 && lost(self.multicast) > lost(self.unicast)
+    }
+}
+
+fn summary_line(
+    ip: IpAddr,
+    path: Path,
+    sent: u64,
+    answered: u64,
+    tally: &Tally,
+    json: bool,
+) -> String {
+    let loss = if sent == 0 {
+        0.0
+    } else {
+        sent.saturating_sub(answered) as f64 * 100.0 / sent as f64
+    };
+    let rtt = &tally.rtt_ms;
+    let n = rtt.len().max(1) as f64;
+    let avg = rtt.iter().sum::<f64>() / n;
+    let stddev = (rtt.iter().map(|r| (r - avg) * (r - avg)).sum::<f64>() / n).sqrt();
+    let min = rtt.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rtt.iter().copied().fold(0.0, f64::max);
+    if json {
+        let rtt_ms = if rtt.is_empty() {
+            Value::Null
+        } else {
+            json!({"min": min, "avg": avg, "max": max, "stddev": stddev})
+        };
+        return json!({"event": "summary", "peer": ip.to_string(), "path": path.name(),
+                      "sent": sent, "answered": answered, "loss_percent": loss,
+                      "duplicates": tally.duplicates, "rtt_ms": rtt_ms})
+        .to_string();
+    }
+    let times = if rtt.is_empty() {
+        "no answer".to_owned()
+    } else {
+        format!("min/avg/max/stddev = {min:.3}/{avg:.3}/{max:.3}/{stddev:.3} ms")
+    };
+    format!(
+        "{ip:<16} {:>9}: {sent} sent, {answered} answered, {loss:.1}% loss, {} duplicates, rtt {times}",
+        path.name(),
+        tally.duplicates
+    )
+}
+
+fn group_spec(group: &Group) -> String {
+    match group.group_addr() {
+        IpAddr::V4(ip) => format!("{ip}:{}", group.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", group.port()),
+    }
+}
+
+/// A random id, so a host tells its own probes (looped back) and the answers meant for
+/// it from everyone else's.
+fn random_id() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.finish()
+}
+
+/// A datagram of mcat ping's: its type, sender id, sender's unicast port, seq, time.
+struct Parsed {
+    kind: String,
+    id: u64,
+    unicast_port: u16,
+    seq: u64,
+    sent_ns: u64,
+    to: Option<u64>,
+}
+
+fn parse(data: &[u8]) -> Option<Parsed> {
+    let value: Value = serde_json::from_slice(data).ok()?;
+    if value.get("mcat")? != "ping" {
+        return None;
+    }
+    Some(Parsed {
+        kind: value.get("type")?.as_str()?.to_owned(),
+        id: value.get("id")?.as_u64()?,
+        unicast_port: u16::try_from(value.get("uport")?.as_u64()?).ok()?,
+        seq: value.get("seq")?.as_u64()?,
+        sent_ns: value.get("t")?.as_u64()?,
+        to: value.get("to").and_then(Value::as_u64),
+    })
+}
+
+fn answer_to(probe: &Parsed, me: u64, unicast_port: u16) -> Vec<u8> {
+    json!({"mcat": "ping", "type": "answer", "id": me, "uport": unicast_port, "to": probe.id,
+           "seq": probe.seq, "t": probe.sent_ns})
+    .to_string()
+    .into_bytes()
+}
+
+/// What a peer's datagram means to the main loop (None: nothing to report).
+fn event_for(message: &Parsed, me: u64, addr: SocketAddr, path: Path) -> Option<Event> {
+    match message.kind.as_str() {
+        "probe" => Some(Event::Probe {
+            id: message.id,
+            addr,
+        }),
+        "bye" => Some(Event::Bye {
+            id: message.id,
+            addr,
+        }),
+        "answer" if message.to == Some(me) => Some(Event::Answer {
+            id: message.id,
+            addr,
+            path,
+            seq: message.seq,
+            sent_ns: message.sent_ns,
+        }),
+        _ => None,
+    }
+}
+
+fn spawn_multicast_receiver(
+    group: Arc<Group>,
+    me: u64,
+    unicast_port: u16,
+    events: mpsc::Sender<Event>,
+) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; group.max_message_size()];
+        loop {
+            let received = match group.receive(Timeout::Never, &mut buf) {
+                Ok(Some(received)) => received,
+                Ok(None) => continue,
+                Err(e) if group.is_closed() => return drop(e),
+                Err(e) => return drop(events.send(Event::Failed(e.to_string()))),
+            };
+            let Some(message) = parse(&buf[..received.len]).filter(|m| m.id != me) else {
+                continue;
+            };
+            if message.kind == "probe" {
+                // A failure to answer is the peer's loss to see; the probes go on.
+                let _ = group.send(&answer_to(&message, me, unicast_port));
+            }
+            let addr = SocketAddr::new(received.source.ip(), message.unicast_port);
+            if let Some(event) = event_for(&message, me, addr, Path::Multicast) {
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+fn receive_unicast(socket: &UdpSocket, me: u64, unicast_port: u16, events: &mpsc::Sender<Event>) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let (len, source) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            // ICMP errors of earlier sends surface here (a peer's port unreachable).
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => {
+                return drop(events.send(Event::Failed(format!("unicast receive failed: {e}"))))
+            }
+        };
+        let Some(message) = parse(&buf[..len]).filter(|m| m.id != me) else {
+            continue;
+        };
+        if message.kind == "probe" {
+            let _ = socket.send_to(&answer_to(&message, me, unicast_port), source);
+        }
+        let addr = SocketAddr::new(source.ip(), message.unicast_port);
+        if let Some(event) = event_for(&message, me, addr, Path::Unicast) {
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn catch_interrupts() {
+    extern "C" fn interrupted(_signal: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    }
+    let handler: extern "C" fn(libc::c_int) = interrupted;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+#[cfg(not(unix))]
+fn catch_interrupts() {
+    // Ctrl-C ends the process without a summary here: use --count.
+}
