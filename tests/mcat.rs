@@ -1,7 +1,8 @@
 //! mcat, the command-line companion, run as a user would run it, in the private namespace:
 //! listen and send, text, hex and JSON output, standard input lines, authenticated
-//! groups, --stats, --timeout, ping between two processes, and the exit
-//! statuses its help promises. (Ping across hosts: scripts/test-ping, on the simulated LAN.)
+//! groups, --stats, --timeout, ping between two processes, doctor's simplest findings,
+//! and the exit statuses its help promises. (Ping across hosts and every doctor finding:
+//! scripts/test-ping and scripts/test-doctor, on the simulated LAN.)
 
 mod common;
 
@@ -236,6 +237,16 @@ fn failures_and_usage_have_their_exit_statuses() {
             1,
             "with port 65535, choose --unicast-port",
         ),
+        (
+            &["doctor", "239.1.1.1:9999", "--sender", "fd00::1"],
+            1,
+            "is not of the group's family",
+        ),
+        (
+            &["doctor", "10.1.1.1:9999"],
+            1,
+            "is not a multicast address",
+        ),
         (&["listen"], 2, "GROUP:PORT"),
         (&["frobnicate"], 2, "unrecognized subcommand"),
     ] {
@@ -254,7 +265,14 @@ fn version_help_and_completions() {
         format!("mcat {}\n", env!("CARGO_PKG_VERSION"))
     );
     let help = String::from_utf8_lossy(&mcat(&["--help"]).stdout).into_owned();
-    for needed in ["listen", "send", "ping", "Exit status", "GROUP:PORT"] {
+    for needed in [
+        "listen",
+        "send",
+        "ping",
+        "doctor",
+        "Exit status",
+        "GROUP:PORT",
+    ] {
         assert!(help.contains(needed), "help lacks {needed:?}: {help}");
     }
     let bash = mcat(&["completions", "bash"]);
@@ -348,4 +366,24 @@ fn ping_between_two_processes_and_alone() {
             )),
         "{said}"
     );
+}
+
+#[test]
+fn doctor_names_a_missing_interface_and_stays_quiet_when_told_to() {
+    let group = format!("239.7.0.6:{}", unique_port());
+    let missing = mcat(&["doctor", &group, "-i", "nosuch0", "--listen", "0"]);
+    let said = String::from_utf8_lossy(&missing.stdout);
+    assert_eq!(missing.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("finding: there is no interface nosuch0; fix: ip -br link"),
+        "{said}"
+    );
+    let healthy = mcat(&["doctor", &group, "-i", &test_iface(), "--listen", "0"]);
+    let said = String::from_utf8_lossy(&healthy.stdout);
+    assert_eq!(healthy.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("skipped: IGMP querier: not listened for (--listen 0)"),
+        "{said}"
+    );
+    assert!(said.ends_with("no problems found\n"), "{said}");
 }

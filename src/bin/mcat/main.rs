@@ -17,6 +17,7 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_TIMEOUT: u8 = 3;
 const EXIT_PROBLEM: u8 = 4;
 
+mod doctor;
 mod ping;
 
 #[derive(Parser)]
@@ -32,7 +33,8 @@ addresses; without -i the kernel's multicast route chooses.
 
 Exit status: 0 done; 1 a failure (the message says which and why); 2 a usage
 error; 3 listen --timeout passed before --count datagrams arrived, or ping heard
-no peer at all; 4 ping: a peer answered by unicast but never over multicast."
+no peer at all; 4 ping: a peer answered by unicast but never over multicast, or
+doctor found a problem."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -52,6 +54,9 @@ enum Command {
     /// probes; prints, per peer, multicast and unicast loss, round-trip time and
     /// duplicates, then a summary (at --count, or on Ctrl-C).
     Ping(ping::Ping),
+    /// Explain why datagrams of GROUP:PORT would not arrive here: one finding per line,
+    /// each with the command that fixes it (Linux; some checks need root).
+    Doctor(doctor::Doctor),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
         Command::Listen(listen) => run_listen(&listen),
         Command::Send(send) => run_send(&send),
         Command::Ping(ping) => ping::run(&ping),
+        Command::Doctor(doctor) => doctor::run(&doctor),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcat", &mut io::stdout());
             Ok(ExitCode::SUCCESS)
