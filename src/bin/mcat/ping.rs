@@ -121,20 +121,7 @@ pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
     let wait = Duration::try_from_secs_f64(ping.wait)
         .map_err(|_| format!("--wait must be a number of seconds, not {}", ping.wait))?;
     let group = Arc::new(join(&ping.common, JoinOptions::default().ttl(ping.ttl))?);
-    let unicast_port = match ping.unicast_port {
-        Some(port) => port,
-        None => group
-            .port()
-            .checked_add(1)
-            .ok_or("with port 65535, choose --unicast-port")?,
-    };
-    let unspecified = match group.group_addr() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    let unicast = UdpSocket::bind((unspecified, unicast_port)).map_err(|e| {
-        format!("cannot bind the unicast port {unicast_port} ({e}); is another mcat ping running here? (--unicast-port)")
-    })?;
+    let (unicast, unicast_port) = open_unicast(&group, ping.unicast_port)?;
     let me = random_id();
     let (events, inbox) = mpsc::channel();
     spawn_multicast_receiver(Arc::clone(&group), me, unicast_port, events.clone());
@@ -142,11 +129,9 @@ pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
     std::thread::spawn(move || receive_unicast(&unicast_rx, me, unicast_port, &events));
     catch_interrupts();
     eprintln!(
-        "mcat: pinging {} (unicast port {unicast_port}), every {:?}",
-        group.local_addr(),
-        interval
+        "mcat: pinging {} (unicast port {unicast_port}), every {interval:?}",
+        group.local_addr()
     );
-
     let mut session = Session {
         me,
         unicast_port,
@@ -160,38 +145,29 @@ pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
     for &ip in &ping.peer {
         session.peer(None, SocketAddr::new(ip, unicast_port));
     }
-    let mut next_round = session.started;
-    let mut linger_until: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        let done = ping.count.is_some_and(|count| session.next_seq >= count);
-        if linger_until.is_none() && (done || INTERRUPTED.load(Ordering::Relaxed)) {
-            session.say_goodbye(&group, &unicast);
-            linger_until = Some(now + wait);
-        }
-        match linger_until {
-            Some(until) if now >= until => break,
-            None if now >= next_round => {
-                session.probe(&group, &unicast);
-                next_round = (next_round + interval).max(now); // no burst after a stall
-                continue;
-            }
-            _ => {}
-        }
-        let until = linger_until.unwrap_or(next_round);
-        // Wake at least every 100 ms to notice Ctrl-C.
-        let slice = until
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(100));
-        match inbox.recv_timeout(slice) {
-            Ok(Event::Failed(reason)) => return Err(reason),
-            Ok(event) => session.handle(event),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the receivers stopped".into()),
-        }
-    }
+    let sockets = (&*group, &unicast);
+    session.probe_and_answer(sockets, &inbox, interval, ping.count, wait)?;
     let _ = group.close();
-    session.summary(&group)
+    session.summary(&group, &ping.common.group)
+}
+
+/// The unicast socket, on the port every host's pings use (PORT+1 unless told).
+fn open_unicast(group: &Group, requested: Option<u16>) -> Result<(UdpSocket, u16), String> {
+    let port = match requested {
+        Some(port) => port,
+        None => group
+            .port()
+            .checked_add(1)
+            .ok_or("with port 65535, choose --unicast-port")?,
+    };
+    let unspecified = match group.group_addr() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let socket = UdpSocket::bind((unspecified, port)).map_err(|e| {
+        format!("cannot bind the unicast port {port} ({e}); is another mcat ping running here? (--unicast-port)")
+    })?;
+    Ok((socket, port))
 }
 
 struct Session {
@@ -216,6 +192,50 @@ impl Session {
                "seq": seq, "t": sent_ns})
         .to_string()
         .into_bytes()
+    }
+
+    /// Probes every `interval` until `count` probes or Ctrl-C, then answers for `wait`
+    /// more; meanwhile takes in what the receiving threads hear.
+    fn probe_and_answer(
+        &mut self,
+        (group, unicast): (&Group, &UdpSocket),
+        inbox: &mpsc::Receiver<Event>,
+        interval: Duration,
+        count: Option<u64>,
+        wait: Duration,
+    ) -> Result<(), String> {
+        let mut next_round = self.started;
+        let mut linger_until: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let done = count.is_some_and(|count| self.next_seq >= count);
+            if linger_until.is_none() && (done || INTERRUPTED.load(Ordering::Relaxed)) {
+                self.say_goodbye(group, unicast);
+                linger_until = Some(now + wait);
+            }
+            match linger_until {
+                Some(until) if now >= until => return Ok(()),
+                None if now >= next_round => {
+                    self.probe(group, unicast);
+                    next_round = (next_round + interval).max(now); // no burst after a stall
+                    continue;
+                }
+                _ => {}
+            }
+            let until = linger_until.unwrap_or(next_round);
+            // Wake at least every 100 ms to notice Ctrl-C.
+            let slice = until
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            match inbox.recv_timeout(slice) {
+                Ok(Event::Failed(reason)) => return Err(reason),
+                Ok(event) => self.handle(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the receivers stopped".into())
+                }
+            }
+        }
     }
 
     fn probe(&mut self, group: &Group, unicast: &UdpSocket) {
@@ -336,7 +356,8 @@ impl Session {
         }
     }
 
-    fn summary(&self, group: &Group) -> Result<std::process::ExitCode, String> {
+    /// Prints the summary; `spec` is GROUP:PORT as the user wrote it (zone and all).
+    fn summary(&self, group: &Group, spec: &str) -> Result<std::process::ExitCode, String> {
         let mut out = io::stdout().lock();
         let write_error = |e: io::Error| format!("cannot write standard output: {e}");
         if !self.json {
@@ -360,8 +381,7 @@ impl Session {
             }
             if counts.multicast_lost_more() {
                 let hint = format!(
-                    "multicast lost more than unicast: a switch, router or firewall stops it (try: mcat doctor {} -i IFACE)",
-                    group_spec(group)
+                    "multicast lost more than unicast: a switch, router or firewall stops it (try: mcat doctor {spec} -i IFACE)"
                 );
                 let line = if self.json {
                     json!({"event": "hint", "peer": peer.addr.ip().to_string(), "text": hint})
@@ -486,13 +506,6 @@ fn summary_line(
         path.name(),
         tally.duplicates
     )
-}
-
-fn group_spec(group: &Group) -> String {
-    match group.group_addr() {
-        IpAddr::V4(ip) => format!("{ip}:{}", group.port()),
-        IpAddr::V6(ip) => format!("[{ip}]:{}", group.port()),
-    }
 }
 
 /// A random id, so a host tells its own probes (looped back) and the answers meant for
