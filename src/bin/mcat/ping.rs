@@ -228,8 +228,7 @@ impl Session {
                 .saturating_duration_since(now)
                 .min(Duration::from_millis(100));
             match inbox.recv_timeout(slice) {
-                Ok(Event::Failed(reason)) => return Err(reason),
-                Ok(event) => self.handle(event),
+                Ok(event) => self.handle(event)?,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err("the receivers stopped".into())
@@ -305,8 +304,8 @@ impl Session {
         peer
     }
 
-    fn handle(&mut self, event: Event) {
-        let now_ns = self.now_ns();
+    /// Takes in what a receiving thread heard; a receiver's failure ends the run.
+    fn handle(&mut self, event: Event) -> Result<(), String> {
         let next_seq = self.next_seq;
         match event {
             Event::Probe { id, addr } => {
@@ -322,37 +321,44 @@ impl Session {
                 seq,
                 sent_ns,
             } => {
-                if seq >= next_seq || sent_ns > now_ns {
-                    return; // not an answer to a probe of this run
-                }
-                let rtt_ms = (now_ns - sent_ns) as f64 / 1e6;
-                let peer = self.peer(Some(id), addr);
-                let tally = match path {
-                    Path::Multicast => &mut peer.multicast,
-                    Path::Unicast => &mut peer.unicast,
-                };
-                let duplicate = !tally.answered.insert(seq);
-                if duplicate {
-                    tally.duplicates += 1;
-                } else {
-                    tally.rtt_ms.push(rtt_ms);
-                }
-                let ip = addr.ip();
-                if self.json {
-                    println!(
-                        "{}",
-                        json!({"event": "answer", "peer": ip.to_string(), "path": path.name(),
-                               "seq": seq, "rtt_ms": rtt_ms, "duplicate": duplicate})
-                    );
-                } else if !self.quiet {
-                    let dup = if duplicate { "  (duplicate)" } else { "" };
-                    println!(
-                        "{ip:<16} {:>9}  seq={seq}  time={rtt_ms:.3} ms{dup}",
-                        path.name()
-                    );
-                }
+                self.answered(id, addr, path, seq, sent_ns);
             }
-            Event::Failed(_) => {}
+            Event::Failed(reason) => return Err(reason),
+        }
+        Ok(())
+    }
+
+    /// Counts a peer's answer to probe `seq` (sent at `sent_ns`) and prints its line.
+    fn answered(&mut self, id: u64, addr: SocketAddr, path: Path, seq: u64, sent_ns: u64) {
+        let now_ns = self.now_ns();
+        if seq >= self.next_seq || sent_ns > now_ns {
+            return; // not an answer to a probe of this run
+        }
+        let rtt_ms = (now_ns - sent_ns) as f64 / 1e6;
+        let peer = self.peer(Some(id), addr);
+        let tally = match path {
+            Path::Multicast => &mut peer.multicast,
+            Path::Unicast => &mut peer.unicast,
+        };
+        let duplicate = !tally.answered.insert(seq);
+        if duplicate {
+            tally.duplicates += 1;
+        } else {
+            tally.rtt_ms.push(rtt_ms);
+        }
+        let ip = addr.ip();
+        if self.json {
+            println!(
+                "{}",
+                json!({"event": "answer", "peer": ip.to_string(), "path": path.name(),
+                       "seq": seq, "rtt_ms": rtt_ms, "duplicate": duplicate})
+            );
+        } else if !self.quiet {
+            let dup = if duplicate { "  (duplicate)" } else { "" };
+            println!(
+                "{ip:<16} {:>9}  seq={seq}  time={rtt_ms:.3} ms{dup}",
+                path.name()
+            );
         }
     }
 
@@ -576,6 +582,27 @@ fn event_for(message: &Parsed, me: u64, addr: SocketAddr, path: Path) -> Option<
     }
 }
 
+/// What both receiving threads do with a datagram of `path` from `source`: skip this
+/// host's own and others' traffic, answer a probe the way it came (`answer`), and tell
+/// the main loop. False once the main loop is gone.
+fn hear(
+    data: &[u8],
+    source: SocketAddr,
+    path: Path,
+    (me, unicast_port): (u64, u16),
+    events: &mpsc::Sender<Event>,
+    answer: impl FnOnce(&[u8]),
+) -> bool {
+    let Some(message) = parse(data).filter(|m| m.id != me) else {
+        return true;
+    };
+    if message.kind == "probe" {
+        answer(&answer_to(&message, me, unicast_port));
+    }
+    let addr = SocketAddr::new(source.ip(), message.unicast_port);
+    event_for(&message, me, addr, path).is_none_or(|event| events.send(event).is_ok())
+}
+
 fn spawn_multicast_receiver(
     group: Arc<Group>,
     me: u64,
@@ -591,18 +618,18 @@ fn spawn_multicast_receiver(
                 Err(e) if group.is_closed() => return drop(e),
                 Err(e) => return drop(events.send(Event::Failed(e.to_string()))),
             };
-            let Some(message) = parse(&buf[..received.len]).filter(|m| m.id != me) else {
-                continue;
-            };
-            if message.kind == "probe" {
-                // A failure to answer is the peer's loss to see; the probes go on.
-                let _ = group.send(&answer_to(&message, me, unicast_port));
-            }
-            let addr = SocketAddr::new(received.source.ip(), message.unicast_port);
-            if let Some(event) = event_for(&message, me, addr, Path::Multicast) {
-                if events.send(event).is_err() {
-                    return;
-                }
+            let data = &buf[..received.len];
+            // A failure to answer is the peer's loss to see; the probes go on.
+            let answer = |reply: &[u8]| drop(group.send(reply));
+            if !hear(
+                data,
+                received.source,
+                Path::Multicast,
+                (me, unicast_port),
+                &events,
+                answer,
+            ) {
+                return;
             }
         }
     });
@@ -619,17 +646,16 @@ fn receive_unicast(socket: &UdpSocket, me: u64, unicast_port: u16, events: &mpsc
                 return drop(events.send(Event::Failed(format!("unicast receive failed: {e}"))))
             }
         };
-        let Some(message) = parse(&buf[..len]).filter(|m| m.id != me) else {
-            continue;
-        };
-        if message.kind == "probe" {
-            let _ = socket.send_to(&answer_to(&message, me, unicast_port), source);
-        }
-        let addr = SocketAddr::new(source.ip(), message.unicast_port);
-        if let Some(event) = event_for(&message, me, addr, Path::Unicast) {
-            if events.send(event).is_err() {
-                return;
-            }
+        let answer = |reply: &[u8]| drop(socket.send_to(reply, source));
+        if !hear(
+            &buf[..len],
+            source,
+            Path::Unicast,
+            (me, unicast_port),
+            events,
+            answer,
+        ) {
+            return;
         }
     }
 }
