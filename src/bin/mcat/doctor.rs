@@ -5,12 +5,11 @@
 //!
 //! Linux only: other systems keep these facts elsewhere (doctor says so and stops).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use clap::Args;
-use multicast::address;
 use serde_json::Value;
 
 use crate::{group_and_port, EXIT_PROBLEM};
@@ -84,8 +83,7 @@ pub fn run(doctor: &Doctor) -> Result<ExitCode, String> {
     }
     let (group, port) = match &doctor.group {
         Some(spec) => {
-            let (group, port) = group_and_port(spec)?;
-            let (ip, _zone) = address::parse_group_spec(&group).map_err(|e| e.to_string())?;
+            let (_, ip, port) = group_and_port(spec)?;
             (ip, Some(port))
         }
         None => (IpAddr::from([239, 255, 0, 1]), None),
@@ -338,7 +336,7 @@ fn check_sender(link: &Link, sender: IpAddr, ttl: u32, report: &mut Report) -> R
     if sender.is_ipv6() {
         return Ok(()); // rp_filter is IPv4's
     }
-    let mode = rp_filter(name);
+    let mode = rp_filter("all").max(rp_filter(name)); // what the kernel applies
     let back = route_to(sender)?;
     match (mode, &back) {
         (1, Ok((dev, _))) if dev != name => {
@@ -361,20 +359,13 @@ fn check_sender(link: &Link, sender: IpAddr, ttl: u32, report: &mut Report) -> R
     Ok(())
 }
 
-/// The reverse-path filter the kernel applies on an interface: the larger of its own
-/// setting and "all"'s (0 off, 1 strict, 2 loose).
-fn rp_filter(name: &str) -> u8 {
-    let read = |n: &str| {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{n}/rp_filter"))
-            .ok()
-            .and_then(|v| v.trim().parse::<u8>().ok())
-            .unwrap_or(0)
-    };
-    if name == "all" {
-        read("all")
-    } else {
-        read("all").max(read(name))
-    }
+/// One reverse-path filter setting (0 off, 1 strict, 2 loose) of an interface or "all";
+/// the kernel applies the larger of the interface's and "all"'s.
+fn rp_filter(conf: &str) -> u8 {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{conf}/rp_filter"))
+        .ok()
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .unwrap_or(0)
 }
 
 fn same_prefix(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
@@ -552,7 +543,7 @@ fn check_membership(link: &Link, group: IpAddr, port: u16, report: &mut Report) 
     } else if joined_on.is_empty() {
         report.finding(
             &format!("a program listens on UDP port {port}, but no one here joined {group} (no membership in {})", igmp_table(group)),
-            &format!("join the group on {name}: mcat listen {} -i {name} (mc_join_options.interface = \"{name}\")", spec(group, port)),
+            &format!("join the group on {name}: mcat listen {} -i {name} (mc_join_options.interface = \"{name}\")", SocketAddr::new(group, port)),
         );
     } else {
         report.finding(
@@ -562,16 +553,9 @@ fn check_membership(link: &Link, group: IpAddr, port: u16, report: &mut Report) 
             ),
             &format!(
                 "join on {name}: mcat listen {} -i {name} (mc_join_options.interface = \"{name}\")",
-                spec(group, port)
+                SocketAddr::new(group, port)
             ),
         );
-    }
-}
-
-fn spec(group: IpAddr, port: u16) -> String {
-    match group {
-        IpAddr::V4(ip) => format!("{ip}:{port}"),
-        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
     }
 }
 

@@ -5,7 +5,7 @@
 //! library never compile it or its argument parser.
 
 use std::io::{self, BufRead, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -134,8 +134,9 @@ fn main() -> ExitCode {
     })
 }
 
-/// Splits GROUP:PORT at its last colon, keeping Go's bracketed IPv6 spelling whole.
-fn group_and_port(text: &str) -> Result<(String, u16), String> {
+/// Splits GROUP:PORT at its last colon, keeping Go's bracketed IPv6 spelling whole:
+/// the group as written (zone and all), its address, and the port.
+fn group_and_port(text: &str) -> Result<(String, IpAddr, u16), String> {
     let (group, port) = text
         .rsplit_once(':')
         .filter(|(group, _)| !group.is_empty())
@@ -150,9 +151,9 @@ fn group_and_port(text: &str) -> Result<(String, u16), String> {
     let port: i64 = port
         .parse()
         .map_err(|_| format!("{text:?}: the port {port:?} is not a number"))?;
-    address::parse_group_spec(group).map_err(|e| e.to_string())?;
+    let (ip, _zone) = address::parse_group_spec(group).map_err(|e| e.to_string())?;
     let port = address::parse_port(port).map_err(|e| e.to_string())?;
-    Ok((group.to_owned(), port))
+    Ok((group.to_owned(), ip, port))
 }
 
 fn read_key(common: &Common) -> Result<Option<GroupKey>, String> {
@@ -177,7 +178,7 @@ fn read_key(common: &Common) -> Result<Option<GroupKey>, String> {
 }
 
 fn join(common: &Common, options: JoinOptions) -> Result<Group, String> {
-    let (group, port) = group_and_port(&common.group)?;
+    let (group, _, port) = group_and_port(&common.group)?;
     let mut options = options.interface(common.interface.as_deref().unwrap_or(""));
     if let Some(key) = read_key(common)? {
         options = options.group_key(key);
