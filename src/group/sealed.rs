@@ -1,0 +1,164 @@
+//! Authenticated groups: sealing sends and opening receives (see `auth`).
+
+use std::ops::Range;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use socket2::Socket;
+
+use super::{Group, Received};
+use crate::auth::{self, AuthCounters, GroupKey};
+use crate::error::{Error, Result};
+use crate::options::JoinOptions;
+
+thread_local! {
+    // Where this thread seals its sends (a message plus auth::OVERHEAD, up to 64 KiB).
+    pub(super) static SEALING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An authenticated group's keys and state (see [`auth`]).
+pub(super) struct Sealed {
+    pub(super) keys: RwLock<auth::Keyring>,
+    pub(super) sender: Mutex<auth::Sender>,
+    pub(super) inbox: Mutex<Inbox>,
+    pub(super) to: auth::Destination,
+}
+
+/// Sealed datagrams are read whole into `scratch` and opened there; a message too
+/// large for the caller's buffer waits in `pending`, as an unread datagram would.
+pub(super) struct Inbox {
+    pub(super) scratch: Vec<u8>,
+    pub(super) pending: Option<(Range<usize>, Received)>,
+    pub(super) replays: auth::Replays,
+    pub(super) counters: AuthCounters,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealed {
+    pub(super) fn new(
+        options: &JoinOptions,
+        to: auth::Destination,
+        datagram_max: usize,
+    ) -> Result<Option<Sealed>> {
+        let Some(key) = &options.group_key else {
+            return Ok(None);
+        };
+        Ok(Some(Sealed {
+            keys: RwLock::new(auth::Keyring::new(key, options.previous_key.as_ref())?),
+            sender: Mutex::new(auth::Sender::new()?),
+            inbox: Mutex::new(Inbox {
+                scratch: vec![0; datagram_max],
+                pending: None,
+                replays: auth::Replays::default(),
+                counters: AuthCounters::default(),
+            }),
+            to,
+        }))
+    }
+
+    /// Seals `message` into `datagram`, reusing its memory.
+    pub(super) fn seal(&self, message: &[u8], datagram: &mut Vec<u8>) -> Result<()> {
+        let (sender, seq) = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_nonce()?;
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        auth::seal_into(&keys, self.to, sender, seq, message, datagram);
+        Ok(())
+    }
+
+    /// Opens the datagram in `inbox.scratch[..len]`: its message's range, or `None`
+    /// (counted) when it is not authentic or a replay.
+    pub(super) fn open(&self, inbox: &mut Inbox, len: usize) -> Option<Range<usize>> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let verdict = auth::open(&keys, self.to, &mut inbox.scratch[..len]).and_then(|opened| {
+            if inbox.replays.accept(opened.sender, opened.seq) {
+                Ok(opened.message)
+            } else {
+                Err(auth::Rejection::Replayed)
+            }
+        });
+        verdict.map_err(|why| inbox.counters.count(why)).ok()
+    }
+}
+
+impl Group {
+    /// For an authenticated group: the next authentic message, reading (and dropping,
+    /// counted) whatever else is queued before it; `Ok(None)` when nothing is left.
+    pub(super) fn try_receive_sealed(
+        &self,
+        socket: &Socket,
+        buf: &mut [u8],
+        sealed: &Sealed,
+    ) -> Result<Option<Received>> {
+        let mut inbox = sealed.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some((message, received)) = inbox.pending.clone() {
+                let capacity = buf.len();
+                let out = buf
+                    .get_mut(..message.len())
+                    .ok_or_else(|| Error::buffer_too_small(message.len(), capacity))?;
+                out.copy_from_slice(&inbox.scratch[message.clone()]);
+                inbox.pending = None;
+                return Ok(Some(Received {
+                    len: message.len(),
+                    ..received
+                }));
+            }
+            let received = match &self.coalesced {
+                Some(c) => {
+                    let mut run = c.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.try_receive_coalesced(socket, &mut inbox.scratch, &mut run)?
+                }
+                None => self
+                    .receive_now(socket, &mut inbox.scratch)?
+                    .map(|meta| self.accept(meta))
+                    .transpose()?,
+            };
+            let Some(received) = received else {
+                return Ok(None);
+            };
+            if let Some(message) = sealed.open(&mut inbox, received.len) {
+                inbox.pending = Some((message, received));
+            }
+        }
+    }
+
+    /// Whether the group was joined with a key (see [`JoinOptions::group_key`]).
+    pub fn is_authenticated(&self) -> bool {
+        self.sealed.is_some()
+    }
+
+    /// Datagrams an authenticated group dropped, by reason (all zero for a plain group).
+    pub fn auth_counters(&self) -> AuthCounters {
+        self.sealed
+            .as_ref()
+            .map_or_else(AuthCounters::default, |s| {
+                s.inbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .counters
+            })
+    }
+
+    /// Rotates an authenticated group's key: sends are sealed under `key` from now on,
+    /// and the key it replaces is still accepted if `keep_previous` (while the other
+    /// members change over); a key kept from an earlier rotation is forgotten.
+    pub fn rotate_key(&self, key: &GroupKey, keep_previous: bool) -> Result<()> {
+        let sealed = self.sealed.as_ref().ok_or_else(|| {
+            Error::invalid("rotate_key failed: the group was joined without a key")
+        })?;
+        sealed
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rotate(key, keep_previous)
+    }
+}
