@@ -618,7 +618,13 @@ enum mc_status mc_receive_buffer_size(const struct mc_group *group, size_t *out)
  * queue is empty.
  *
  * The descriptor still belongs to the handle: do not read from, write to or close it,
- * and remove it from your event loop before mc_close, which closes it.
+ * and remove it from your event loop before mc_close, which closes it. An event loop
+ * may set O_NONBLOCK on it (libuv does) or register a dup of it (Go's poller does): the
+ * library's calls keep their semantics (sends wait for room in a full send buffer,
+ * receives keep their timeouts), and mc_close still ends the membership and wakes every
+ * waiter on the dup too (a dup keeps the socket itself open until it is closed). A
+ * readable descriptor may hold nothing deliverable (an authenticated group's forgeries,
+ * dropped and counted): mc_receive with timeout 0 then returns MC_TIMEOUT; wait again.
  * On Windows it is the socket's SOCKET handle (for WSAPoll or select), given as an int;
  * the socket is non-blocking there.
  * Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED, MC_ERR_IO

@@ -50,7 +50,9 @@ impl Group {
             let rest = &datagrams[sent..];
             let run = self.gso_run(rest);
             if run >= 2 {
-                match platform::send_gso(socket, &rest[..run], &self.destination) {
+                match sys::send_waiting(socket, || {
+                    platform::send_gso(socket, &rest[..run], &self.destination)
+                }) {
                     Ok(()) => {
                         sent += run;
                         continue;
@@ -67,7 +69,9 @@ impl Group {
             let stretch = (1..rest.len())
                 .find(|&i| self.gso_run(&rest[i..]) >= 2)
                 .unwrap_or(rest.len());
-            match platform::sendmmsg(socket, &rest[..stretch], &self.destination) {
+            match sys::send_waiting(socket, || {
+                platform::sendmmsg(socket, &rest[..stretch], &self.destination)
+            }) {
                 Ok(0) => return Ok(sent),
                 Ok(n) => sent += n,
                 Err(e) => return self.batch_result(sent, &e),

@@ -40,6 +40,30 @@ pub(crate) fn wait_readable(socket: &Socket, timeout: Option<Duration>) -> io::R
     os::wait_readable_any(&[socket], timeout)
 }
 
+/// Sends one datagram; while the send buffer is full, waits for room (see [`send_waiting`]).
+pub(crate) fn send_to(socket: &Socket, data: &[u8], dest: &socket2::SockAddr) -> io::Result<usize> {
+    send_waiting(socket, || socket.send_to(data, dest))
+}
+
+/// Runs `send` until the kernel takes what it sends, as a blocking socket would. A
+/// group's socket may be non-blocking: Windows sockets always are, and on Unix an event
+/// loop or the Go binding's poller may set O_NONBLOCK on the descriptor (it is shared);
+/// a full send buffer then reports WouldBlock, and this waits until there is room (or,
+/// once the group is closed, until the shutdown ends the wait and `send` fails).
+pub(crate) fn send_waiting<T>(
+    socket: &Socket,
+    mut send: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        match send() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                os::wait_writable(socket, os::CLOSE_WAKE_SLICE)?;
+            }
+            sent => return sent,
+        }
+    }
+}
+
 /// Runs one system wait (`wait`, given the time left: `None` for ever) until it
 /// reports how many are ready; an interrupted one is tried again with the time that is
 /// left of `timeout`. Returns whether any became ready.

@@ -22,11 +22,6 @@ pub(crate) const BLOCKING_RECEIVE: bool = true;
 /// they wait in one piece.
 pub(crate) const CLOSE_WAKE_SLICE: Option<Duration> = None;
 
-/// Sends one datagram; the socket blocks while the send buffer is full.
-pub(crate) fn send_to(socket: &Socket, data: &[u8], dest: &socket2::SockAddr) -> io::Result<usize> {
-    socket.send_to(data, dest)
-}
-
 /// The size of the datagram at the head of the queue without taking it (MSG_PEEK with
 /// MSG_TRUNC, which reports the whole size); `None` when nothing is queued. The socket
 /// is bound to its group, so the head is always the group's.
@@ -204,9 +199,19 @@ pub(crate) fn wait_readable_any(
     sockets: &[&Socket],
     timeout: Option<Duration>,
 ) -> io::Result<bool> {
+    wait(sockets, libc::POLLIN, timeout)
+}
+
+/// Waits until `socket`'s send buffer has room (or it is hung up), or `timeout` passes.
+pub(crate) fn wait_writable(socket: &Socket, timeout: Option<Duration>) -> io::Result<bool> {
+    wait(&[socket], libc::POLLOUT, timeout)
+}
+
+/// Polls `sockets` (at most 4) for `events` until one is ready or `timeout` passes.
+fn wait(sockets: &[&Socket], events: libc::c_short, timeout: Option<Duration>) -> io::Result<bool> {
     let mut pfds = [libc::pollfd {
         fd: -1,
-        events: libc::POLLIN,
+        events,
         revents: 0,
     }; 4];
     let count = sockets.len().min(pfds.len());

@@ -37,19 +37,6 @@ pub(crate) const BLOCKING_RECEIVE: bool = false;
 /// and look at the group between them: a receive notices a close within 50 ms.
 pub(crate) const CLOSE_WAKE_SLICE: Option<Duration> = Some(Duration::from_millis(50));
 
-/// Sends one datagram. The socket is non-blocking, so a full send buffer
-/// (WSAEWOULDBLOCK) is waited out here, as a blocking send would.
-pub(crate) fn send_to(socket: &Socket, data: &[u8], dest: &SockAddr) -> io::Result<usize> {
-    loop {
-        match socket.send_to(data, dest) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&[socket], ws::POLLWRNORM, CLOSE_WAKE_SLICE)?;
-            }
-            sent => return sent,
-        }
-    }
-}
-
 /// The options and levels of a source-specific membership (RFC 3678).
 pub(crate) const MCAST_JOIN_SOURCE_GROUP: i32 = ws::MCAST_JOIN_SOURCE_GROUP as i32;
 pub(crate) const MCAST_LEAVE_SOURCE_GROUP: i32 = ws::MCAST_LEAVE_SOURCE_GROUP as i32;
@@ -253,6 +240,11 @@ pub(crate) fn wait_readable_any(
     timeout: Option<Duration>,
 ) -> io::Result<bool> {
     wait(sockets, ws::POLLRDNORM, timeout)
+}
+
+/// Waits until `socket`'s send buffer has room, or `timeout` passes.
+pub(crate) fn wait_writable(socket: &Socket, timeout: Option<Duration>) -> io::Result<bool> {
+    wait(&[socket], ws::POLLWRNORM, timeout)
 }
 
 /// WSAPoll for `events` on `sockets` (at most 4) until one is ready or `timeout` passes.
