@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use common::{require_private_netns, unique_port};
@@ -297,4 +298,32 @@ fn sizes_buffers_batches_and_gro() {
         assert_eq!(got, messages);
         assert_eq!(receiver.auth_counters(), AuthCounters::default());
     }
+}
+
+/// A readable descriptor that holds only forgeries: the receive that does not wait drops
+/// and counts them and reports nothing, so an event loop goes back to waiting.
+#[test]
+fn try_receive_drops_forgeries_and_reports_nothing() {
+    let port = unique_port();
+    let member = keyed(port, key(1));
+    let forger = plain(port);
+    forger.send(b"forged").unwrap();
+    let fd = member.as_raw_fd();
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, live for the call.
+    assert_eq!(
+        unsafe { libc::poll(&mut poll, 1, 5000) },
+        1,
+        "never readable"
+    );
+    let mut buf = [0u8; 100];
+    assert_eq!(member.try_receive(&mut buf).unwrap(), None);
+    assert_eq!(member.auth_counters().unauthenticated, 1);
+    let sender = keyed(port, key(1));
+    sender.send(b"genuine").unwrap();
+    assert_eq!(next(&member), b"genuine");
 }

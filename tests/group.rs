@@ -360,3 +360,32 @@ fn send_budget_holds_a_flood_to_its_rate() {
         "what was accepted went out, nothing else"
     );
 }
+
+/// The receive that does not wait: what is queued, else `None` at once.
+#[test]
+fn try_receive_takes_what_is_queued_without_waiting() {
+    let g = join("239.1.2.9", unique_port());
+    let mut buf = [0u8; 100];
+    let start = Instant::now();
+    assert_eq!(g.try_receive(&mut buf).unwrap(), None);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    g.send(b"queued").unwrap();
+    // Readable first (the datagram crosses the veth pair), then taken without waiting.
+    let got = g.receive(WAIT, &mut buf).unwrap().unwrap();
+    assert_eq!(&buf[..got.len], b"queued");
+    g.send(b"next").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        if let Some(got) = g.try_receive(&mut buf).unwrap() {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived in 5 s");
+        thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(&buf[..got.len], b"next");
+    g.close().unwrap();
+    assert_eq!(
+        g.try_receive(&mut buf).unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+}

@@ -114,7 +114,10 @@ fn a_nonblocking_descriptor_keeps_blocking_semantics() {
     let to = socket2::SockAddr::from(slow.local_addr());
 
     let before = fill_until_would_block(fd, &to);
-    assert!(before < 100, "the buffer took {before} datagrams before filling");
+    assert!(
+        before < 100,
+        "the buffer took {before} datagrams before filling"
+    );
     for i in 0..200 {
         slow.send(&[7u8; 1000])
             .unwrap_or_else(|e| panic!("send {i} on a full, non-blocking descriptor: {e}"));
@@ -133,6 +136,13 @@ fn a_nonblocking_descriptor_keeps_blocking_semantics() {
     assert_eq!(&buf[..got.len], b"still delivered");
     let start = Instant::now();
     let timeout = Duration::from_millis(50);
-    assert_eq!(local.receive(Timeout::After(timeout), &mut buf).unwrap(), None);
-    assert!(start.elapsed() >= timeout, "returned after {:?}", start.elapsed());
+    assert_eq!(
+        local.receive(Timeout::After(timeout), &mut buf).unwrap(),
+        None
+    );
+    assert!(
+        start.elapsed() >= timeout,
+        "returned after {:?}",
+        start.elapsed()
+    );
 }

@@ -166,7 +166,7 @@ impl Group {
         while filled < count {
             let next = match run.as_deref_mut() {
                 Some(run) => self.try_receive_coalesced(socket, bufs[filled], run),
-                None => self.try_receive(socket, bufs[filled]),
+                None => self.try_receive_from(socket, bufs[filled]),
             };
             match next {
                 Ok(Some(r)) => received[filled] = Some(r),

@@ -31,50 +31,50 @@ impl Group {
     /// received. A datagram larger than `buf` is not consumed: the error is
     /// [`ErrorKind::BufferTooSmall`] with [`Error::needed_len`] set.
     pub fn receive(&self, timeout: Timeout, buf: &mut [u8]) -> Result<Option<Received>> {
+        let guard = self.read_socket("receive")?;
+        let socket = self.open_socket_or(&guard, "receive")?;
+        if let Some(received) = self.receive_blocking_first(socket, timeout, buf) {
+            return received.map(Some);
+        }
+        self.wait_then(socket, timeout, |socket| self.receive_ready(socket, buf))
+    }
+
+    /// Receives one datagram that can be delivered now, without waiting: `Ok(None)` when
+    /// none can (the queue is empty, or held only what is dropped, such as an
+    /// authenticated group's forgeries). It is the step an event loop takes each time the
+    /// descriptor ([`raw_fd`](Self::raw_fd)) is readable, and the one [`receive`](Self::receive)
+    /// repeats between its own waits. Errors as for `receive`.
+    pub fn try_receive(&self, buf: &mut [u8]) -> Result<Option<Received>> {
+        let guard = self.read_socket("receive")?;
+        let socket = self.open_socket_or(&guard, "receive")?;
+        self.receive_ready(socket, buf)
+    }
+
+    /// The one waiting model of every receive: `attempt` (a receive that does not wait)
+    /// until it yields, waiting for the descriptor to be readable between attempts, until
+    /// `timeout` passes (`Ok(None)`). Go's poller, tokio and asyncio run the same loop
+    /// with their own wait around [`try_receive`](Self::try_receive). A readable
+    /// descriptor whose datagrams were all dropped (forgeries) goes back to waiting.
+    pub(super) fn wait_then<T>(
+        &self,
+        socket: &Socket,
+        timeout: Timeout,
+        mut attempt: impl FnMut(&Socket) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
         let deadline = match timeout {
             Timeout::Never => None,
             Timeout::After(d) => Some(Instant::now().checked_add(d)),
         };
-        let guard = self.read_socket("receive")?;
-        let socket = self.open_socket_or(&guard, "receive")?;
-        let blocking = blocking_part(timeout).filter(|_| {
-            sys::BLOCKING_RECEIVE
-                && self.coalesced.is_none()
-                && self.sealed.is_none()
-                && buf.len() >= self.max_message
-        });
-        if let Some(wait) = blocking {
-            if let Ok(mut current) = self.blocking_receiver.try_lock() {
-                match self.receive_blocking(socket, wait, buf, &mut current) {
-                    Some(Ok(received)) => {
-                        self.queue_was_empty.store(false, Ordering::Relaxed);
-                        return Ok(Some(received));
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => self.queue_was_empty.store(true, Ordering::Relaxed),
-                }
-            }
-        }
-        let mut poll_first = timeout != Timeout::After(Duration::ZERO)
+        // After an empty queue, the next datagram most likely is not there yet: wait
+        // first, one system call fewer per message in request/response traffic.
+        let mut wait_first = timeout != Timeout::After(Duration::ZERO)
             && self.queue_was_empty.load(Ordering::Relaxed);
         loop {
-            let tried = !std::mem::take(&mut poll_first);
+            let tried = !std::mem::take(&mut wait_first);
             if tried {
-                let attempt = self.try_receive(socket, buf);
-                if attempt.is_err() {
-                    // A datagram too large for `buf` stays for the next call, which must
-                    // not wait for the descriptor first: under GRO or sealing it may be
-                    // held here, no longer in the kernel's queue.
-                    self.queue_was_empty.store(false, Ordering::Relaxed);
-                }
-                if let Some(received) = attempt? {
-                    self.queue_was_empty.store(false, Ordering::Relaxed);
-                    if self.is_closed() {
-                        return Err(Error::closed("receive"));
-                    }
+                if let Some(received) = attempt(socket)? {
                     return Ok(Some(received));
                 }
-                self.queue_was_empty.store(true, Ordering::Relaxed);
             }
             let wait = match deadline {
                 None | Some(None) => None,
@@ -95,6 +95,47 @@ impl Group {
             if self.is_closed() {
                 return Err(Error::closed("receive"));
             }
+        }
+    }
+
+    /// Where the system allows it, the first part of a wait as one blocking recv (see
+    /// [`blocking_part`]): `None` when that did not settle the receive, which then goes
+    /// on in [`wait_then`](Self::wait_then).
+    fn receive_blocking_first(
+        &self,
+        socket: &Socket,
+        timeout: Timeout,
+        buf: &mut [u8],
+    ) -> Option<Result<Received>> {
+        let wait = blocking_part(timeout).filter(|_| {
+            sys::BLOCKING_RECEIVE
+                && self.coalesced.is_none()
+                && self.sealed.is_none()
+                && buf.len() >= self.max_message
+        })?;
+        let mut current = self.blocking_receiver.try_lock().ok()?;
+        let received = self.receive_blocking(socket, wait, buf, &mut current);
+        let queue_empty = received.is_none();
+        self.queue_was_empty.store(queue_empty, Ordering::Relaxed);
+        received
+    }
+
+    /// One receive that does not wait, noting whether the queue was empty (see
+    /// [`wait_then`](Self::wait_then)); `Ok(None)` when nothing could be delivered.
+    pub(super) fn receive_ready(
+        &self,
+        socket: &Socket,
+        buf: &mut [u8],
+    ) -> Result<Option<Received>> {
+        let attempt = self.try_receive_from(socket, buf);
+        // An error (a datagram too large for `buf`) leaves the datagram for the next
+        // call, which must not wait for the descriptor first: under GRO or sealing it may
+        // be held here, no longer in the kernel's queue.
+        let queue_empty = matches!(attempt, Ok(None));
+        self.queue_was_empty.store(queue_empty, Ordering::Relaxed);
+        match attempt? {
+            Some(_) if self.is_closed() => Err(Error::closed("receive")),
+            received => Ok(received),
         }
     }
 
@@ -143,7 +184,11 @@ impl Group {
     }
 
     /// One non-blocking attempt; `Ok(None)` when nothing is queued.
-    pub(super) fn try_receive(&self, socket: &Socket, buf: &mut [u8]) -> Result<Option<Received>> {
+    pub(super) fn try_receive_from(
+        &self,
+        socket: &Socket,
+        buf: &mut [u8],
+    ) -> Result<Option<Received>> {
         if let Some(sealed) = &self.sealed {
             return self.try_receive_sealed(socket, buf, sealed);
         }
