@@ -389,3 +389,21 @@ fn try_receive_takes_what_is_queued_without_waiting() {
         ErrorKind::Closed
     );
 }
+
+/// A timeout counts from the call, whichever ways the wait is split (a blocking recv
+/// for most of it, then poll): a 2 s receive on an empty group ends after 2 s, not
+/// after the first part plus another 2 s (the bound leaves a second for a busy machine;
+/// the precision itself is measured by `make bench`).
+#[test]
+fn a_timeout_counts_from_the_call() {
+    let g = join("239.1.2.10", unique_port());
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let start = Instant::now();
+    let timeout = Duration::from_secs(2);
+    assert_eq!(g.receive(Timeout::After(timeout), &mut buf).unwrap(), None);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= timeout && elapsed < timeout + Duration::from_secs(1),
+        "a 2 s receive returned after {elapsed:?}"
+    );
+}

@@ -31,12 +31,13 @@ impl Group {
     /// received. A datagram larger than `buf` is not consumed: the error is
     /// [`ErrorKind::BufferTooSmall`] with [`Error::needed_len`] set.
     pub fn receive(&self, timeout: Timeout, buf: &mut [u8]) -> Result<Option<Received>> {
+        let deadline = Deadline::after(timeout);
         let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
         if let Some(received) = self.receive_blocking_first(socket, timeout, buf) {
             return received.map(Some);
         }
-        self.wait_then(socket, timeout, |socket| self.receive_ready(socket, buf))
+        self.wait_then(socket, deadline, |socket| self.receive_ready(socket, buf))
     }
 
     /// Receives one datagram that can be delivered now, without waiting: `Ok(None)` when
@@ -58,17 +59,13 @@ impl Group {
     pub(super) fn wait_then<T>(
         &self,
         socket: &Socket,
-        timeout: Timeout,
+        deadline: Deadline,
         mut attempt: impl FnMut(&Socket) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
-        let deadline = match timeout {
-            Timeout::Never => None,
-            Timeout::After(d) => Some(Instant::now().checked_add(d)),
-        };
         // After an empty queue, the next datagram most likely is not there yet: wait
         // first, one system call fewer per message in request/response traffic.
-        let mut wait_first = timeout != Timeout::After(Duration::ZERO)
-            && self.queue_was_empty.load(Ordering::Relaxed);
+        let mut wait_first = !deadline.zero && self.queue_was_empty.load(Ordering::Relaxed);
+        let deadline = deadline.at;
         loop {
             let tried = !std::mem::take(&mut wait_first);
             if tried {
@@ -288,6 +285,30 @@ impl Group {
             }),
             // No sender: the socket was shut down by close.
             _ => Err(Error::closed("receive")),
+        }
+    }
+}
+
+/// When a receive's wait ends, fixed when the call starts: `at` is `None` for no limit,
+/// `Some(None)` for one beyond what `Instant` can hold (no limit either).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    at: Option<Option<Instant>>,
+    // A timeout of zero: one look at the queue, no wait.
+    zero: bool,
+}
+
+impl Deadline {
+    pub(super) fn after(timeout: Timeout) -> Deadline {
+        match timeout {
+            Timeout::Never => Deadline {
+                at: None,
+                zero: false,
+            },
+            Timeout::After(d) => Deadline {
+                at: Some(Instant::now().checked_add(d)),
+                zero: d.is_zero(),
+            },
         }
     }
 }
