@@ -3,7 +3,10 @@ package multicast
 // #include "multicast.h"
 import "C"
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // Status is libmulticast's mc_status.
 type Status int
@@ -61,6 +64,10 @@ func (e *Error) Error() string { return e.Message }
 
 // Unwrap gives the status's sentinel, so errors.Is(err, ErrClosed) works.
 func (e *Error) Unwrap() error { return sentinels[e.Status] }
+
+// Is makes a closed group's error match net.ErrClosed too, as a closed net.Conn's does,
+// so code written for the standard library's connections recognises it.
+func (e *Error) Is(target error) bool { return target == net.ErrClosed && e.Status == StatusClosed }
 
 // String names the status, e.g. "MC_ERR_CLOSED".
 func (s Status) String() string { return C.GoString(C.mc_status_str(C.mc_status(s))) }

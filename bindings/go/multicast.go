@@ -12,126 +12,7 @@
 package multicast
 
 /*
-#include <stdlib.h>
-#include <string.h>
-#include "multicast.h"
-
-// Each wrapper returns its status, length and a copy of mc_last_error() by value, taken
-// within the same C call that failed: a goroutine may move to another OS thread between
-// two cgo calls, and the message is per thread. Returning by value means no Go variable
-// has its address passed to C, so nothing escapes to the heap on the hot paths.
-typedef struct {
-	mc_status status;
-	size_t len;  // mc_receive's length, mc_receive_buffer_size's size, mc_fd's descriptor
-	char *err;   // malloc'd copy of the error message on failure, else NULL; Go frees it
-	mc_group *group;
-} gomc_result;
-
-static gomc_result gomc_done(mc_status s) {
-	gomc_result r = {s, 0, NULL, NULL};
-	if (s < 0) r.err = strdup(mc_last_error());
-	return r;
-}
-
-static gomc_result gomc_join_with_options(const char *group, int32_t port, const char *iface,
-                                          uint32_t index, int32_t ttl, bool loopback,
-                                          size_t receive_buffer, bool gro, const char *source,
-                                          bool rejoin, uint32_t reannounce,
-                                          uint32_t max_datagrams, uint32_t max_bytes,
-                                          const uint8_t *key, size_t key_len, uint8_t key_id,
-                                          const uint8_t *previous, size_t previous_len,
-                                          uint8_t previous_id) {
-	mc_join_options o;
-	mc_group *g = NULL;
-	mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
-	if (s == MC_OK) {
-		o.interface_name = iface;
-		o.interface_index = index;
-		o.ttl = ttl;
-		o.loopback = loopback;
-		o.receive_buffer_size = receive_buffer;
-		o.gro = gro;
-		o.source_address = source;
-		o.rejoin = rejoin;
-		o.reannounce_seconds = reannounce;
-		o.max_datagrams_per_second = max_datagrams;
-		o.max_bytes_per_second = max_bytes;
-		o.group_key = key;
-		o.group_key_len = key_len;
-		o.group_key_id = key_id;
-		o.previous_key = previous;
-		o.previous_key_len = previous_len;
-		o.previous_key_id = previous_id;
-		s = mc_join_with_options(group, port, &o, &g);
-	}
-	gomc_result r = gomc_done(s);
-	r.group = g;
-	return r;
-}
-
-static gomc_result gomc_fd(mc_group *g) {
-	int fd = -1;
-	gomc_result r = gomc_done(mc_fd(g, &fd));
-	r.len = (size_t)fd;
-	return r;
-}
-
-static gomc_result gomc_membership(mc_group *g, uint64_t *rejoins) {
-	mc_membership_status status = MC_MEMBERSHIP_JOINED;
-	gomc_result r = gomc_done(mc_membership(g, &status, rejoins));
-	r.len = (size_t)status;
-	return r;
-}
-
-static gomc_result gomc_receive_buffer_size(mc_group *g) {
-	size_t size = 0;
-	gomc_result r = gomc_done(mc_receive_buffer_size(g, &size));
-	r.len = size;
-	return r;
-}
-
-static gomc_result gomc_send(mc_group *g, const void *data, size_t len) {
-	return gomc_done(mc_send(g, data, len));
-}
-
-// The source text goes to `source` (MC_SOURCE_MAX bytes), the datagram to `buf`.
-static gomc_result gomc_receive(mc_group *g, double timeout, void *buf, size_t cap, char *source) {
-	size_t n = 0;
-	gomc_result r = gomc_done(mc_receive(g, timeout, buf, cap, &n, source, MC_SOURCE_MAX));
-	r.len = n;
-	return r;
-}
-
-static gomc_result gomc_send_batch(mc_group *g, const mc_datagram *datagrams, size_t count) {
-	size_t sent = 0;
-	gomc_result r = gomc_done(mc_send_batch(g, datagrams, count, &sent));
-	r.len = sent;
-	return r;
-}
-
-// Slots and their buffers live in C memory, so no Go pointer is stored in C memory.
-static gomc_result gomc_receive_batch(mc_group *g, double timeout, mc_received *slots, size_t count) {
-	size_t n = 0;
-	gomc_result r = gomc_done(mc_receive_batch(g, timeout, slots, count, &n));
-	r.len = n;
-	return r;
-}
-
-static gomc_result gomc_rotate_key(mc_group *g, uint8_t id, const uint8_t *key, size_t len, bool keep) {
-	return gomc_done(mc_rotate_key(g, id, key, len, keep));
-}
-
-static gomc_result gomc_auth_counters(mc_group *g, uint64_t *counts) {
-	return gomc_done(mc_auth_counters(g, &counts[0], &counts[1], &counts[2]));
-}
-
-static gomc_result gomc_generate_key(uint8_t *out) {
-	return gomc_done(mc_generate_key(out, MC_GROUP_KEY_SIZE));
-}
-
-static gomc_result gomc_close(mc_group *g) {
-	return gomc_done(mc_close(g));
-}
+#include "gomc.h"
 */
 import "C"
 
@@ -141,7 +22,6 @@ import (
 	"math"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -162,6 +42,7 @@ type Group struct {
 	groupAddr string
 	port      int
 	localAddr string
+	waiting   *waitState
 }
 
 // Join joins groupAddr (a multicast literal: IPv4 "239.1.1.1" or IPv6 "ff05::1", with
@@ -254,10 +135,14 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 		groupAddr: C.GoString(C.mc_group_addr(handle)),
 		port:      int(C.mc_port(handle)),
 		localAddr: C.GoString(C.mc_local_addr(handle)),
+		waiting:   newWaitState(),
 	}
 	// The cleanup runs only once g is unreachable, so never during a method call (each
-	// keeps g alive until its C call returns) and only once. mc_free closes first.
-	runtime.AddCleanup(g, func(h *C.mc_group) { C.mc_free(h) }, handle)
+	// keeps g alive until it returns) and only once. mc_free closes first.
+	runtime.AddCleanup(g, func(o owned) {
+		o.waiting.shutDown()
+		C.mc_free(o.handle)
+	}, owned{handle, g.waiting})
 	return g, nil
 }
 
@@ -323,91 +208,18 @@ func (g *Group) SendBatch(msgs [][]byte) (int, error) {
 	return int(r.len), nil
 }
 
-// ReceiveBatch waits up to timeout (<= 0: without limit) for a datagram, then takes up
-// to max-1 more that are already queued, each into a slot of size bytes (0 means the
-// largest datagram, which never truncates). It returns nil, nil on timeout. A datagram
-// larger than its slot stays queued for the next call.
-func (g *Group) ReceiveBatch(timeout time.Duration, max, size int) ([]*Message, error) {
-	// Bounded before any arithmetic: max*size then fits any int, and the C allocation
-	// (at most 1024 slots of 64 KiB) is never a wrapped-around or absurd size.
-	if max < 1 || max > 1024 || size < 0 || size > receiveCapacity {
-		return nil, &Error{Status: StatusInvalidArgument, Message: fmt.Sprintf(
-			"ReceiveBatch(max %d, size %d) needs 1 <= max <= 1024 and 0 <= size <= %d (no datagram is larger)",
-			max, size, receiveCapacity)}
-	}
-	if size == 0 {
-		size = receiveCapacity
-	}
-	slots := (*[1024]C.mc_received)(C.calloc(C.size_t(max), C.sizeof_mc_received))[:max:max]
-	bufs := C.malloc(C.size_t(max * size))
-	defer C.free(unsafe.Pointer(&slots[0]))
-	defer C.free(bufs)
-	for i := range slots {
-		slots[i].buf = unsafe.Add(bufs, i*size)
-		slots[i].capacity = C.size_t(size)
-	}
-	seconds := -1.0
-	if timeout > 0 {
-		seconds = timeout.Seconds()
-	}
-	r := C.gomc_receive_batch(g.handle, C.double(seconds), &slots[0], C.size_t(max))
-	runtime.KeepAlive(g)
-	switch r.status {
-	case C.MC_OK:
-		msgs := make([]*Message, int(r.len))
-		for i := range msgs {
-			msgs[i] = &Message{
-				Data:   C.GoBytes(slots[i].buf, C.int(slots[i].len)),
-				Source: C.GoString(&slots[i].source[0]),
-			}
-		}
-		return msgs, nil
-	case C.MC_TIMEOUT:
-		return nil, nil
-	default:
-		return nil, newError(r)
-	}
+// owned is what a Group's cleanup releases.
+type owned struct {
+	handle  *C.mc_group
+	waiting *waitState
 }
 
-// receiveBuffers hold a datagram of any size followed by the sender's text.
-var receiveBuffers = sync.Pool{New: func() any { b := make([]byte, receiveCapacity+C.MC_SOURCE_MAX); return &b }}
-
-// receiveCapacity can never truncate a datagram (none is larger than 65,535 bytes).
-const receiveCapacity = 65535
-
-// Receive waits up to timeout for one datagram. It returns nil, nil when the timeout
-// passes with nothing received; timeout <= 0 waits without limit, as in scriptling.
-func (g *Group) Receive(timeout time.Duration) (*Message, error) {
-	if timeout <= 0 {
-		return g.receive(-1)
-	}
-	return g.receive(timeout.Seconds())
-}
-
-// receive calls mc_receive with its own timeout convention: < 0 without limit, 0 none.
-func (g *Group) receive(seconds float64) (*Message, error) {
-	bufp := receiveBuffers.Get().(*[]byte)
-	defer receiveBuffers.Put(bufp)
-	buf := *bufp
-	source := (*C.char)(unsafe.Pointer(&buf[receiveCapacity]))
-	r := C.gomc_receive(g.handle, C.double(seconds), unsafe.Pointer(&buf[0]), receiveCapacity, source)
-	runtime.KeepAlive(g)
-	switch r.status {
-	case C.MC_OK:
-		data := make([]byte, int(r.len))
-		copy(data, buf[:r.len])
-		return &Message{Data: data, Source: C.GoString(source)}, nil
-	case C.MC_TIMEOUT:
-		return nil, nil
-	default:
-		return nil, newError(r)
-	}
-}
-
-// Close leaves the group and closes its socket. A goroutine blocked in Receive returns
-// an error matching ErrClosed at once. Closing again does nothing.
+// Close leaves the group and closes its socket. Every goroutine waiting in a receive on
+// the group returns at once with an error matching ErrClosed (and net.ErrClosed).
+// Closing again does nothing.
 func (g *Group) Close() error {
 	r := C.gomc_close(g.handle)
+	g.waiting.shutDown()
 	runtime.KeepAlive(g)
 	if r.status != C.MC_OK {
 		return newError(r)
@@ -426,10 +238,6 @@ func (g *Group) Fd() (int, error) {
 	}
 	return int(r.len), nil
 }
-
-// ReceiveNow returns a datagram already queued, or nil, nil at once when none is: the
-// non-blocking receive an event loop calls after Fd becomes readable.
-func (g *Group) ReceiveNow() (*Message, error) { return g.receive(0) }
 
 // ReceiveBufferSize is the socket receive buffer the kernel granted (SO_RCVBUF), which
 // Linux reports doubled and caps at net.core.rmem_max.
