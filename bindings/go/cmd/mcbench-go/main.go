@@ -6,6 +6,11 @@
 //	mcbench-go send lib|std SIZE SECONDS
 //	mcbench-go recv lib|std SIZE SECONDS   (while benches' C `mcbench blast` saturates)
 //	mcbench-go bsend lib SIZE SECONDS      SendBatch, 64 equal-sized messages per call
+//	mcbench-go ping lib|std COUNT          round trips against benches' C `mcbench pong raw`
+//	mcbench-go timeouts lib|std            receive timeouts on an empty group: how late each returns
+//	mcbench-go waiters lib|std N GROUPS    N goroutines waiting on GROUPS groups: OS threads,
+//	                                       memory per waiter, how long closing takes to wake them
+//	mcbench-go cancel lib COUNT            ReceiveContext: how long after cancel() it returns
 package main
 
 import (
@@ -88,14 +93,30 @@ func open(impl string, port int) (endpoint, error) {
 }
 
 func main() {
-	if os.Getenv("MC_NETNS") != "1" || len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage (inside scripts/netns): mcbench-go send|recv lib|std SIZE SECONDS")
+	if os.Getenv("MC_NETNS") != "1" || len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage (inside scripts/netns): mcbench-go MODE lib|std ... (see the source's header)")
 		os.Exit(2)
 	}
 	mode, impl := os.Args[1], os.Args[2]
-	if mode == "bsend" {
+	switch {
+	case mode == "bsend" && len(os.Args) == 5:
 		batchSend(os.Args[3], os.Args[4])
 		return
+	case mode == "ping" && len(os.Args) == 4:
+		ping(impl, atoi(os.Args[3]))
+		return
+	case mode == "timeouts":
+		timeouts(impl)
+		return
+	case mode == "waiters" && len(os.Args) == 5:
+		waiters(impl, atoi(os.Args[3]), atoi(os.Args[4]))
+		return
+	case mode == "cancel" && len(os.Args) == 4:
+		cancels(atoi(os.Args[3]))
+		return
+	case len(os.Args) != 5:
+		fmt.Fprintln(os.Stderr, "mcbench-go: wrong number of arguments for", mode)
+		os.Exit(2)
 	}
 	size, _ := strconv.Atoi(os.Args[3])
 	seconds, _ := strconv.ParseFloat(os.Args[4], 64)
