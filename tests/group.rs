@@ -211,6 +211,16 @@ fn close_wakes_blocked_receivers_and_is_idempotent() {
         g.send(b"x").unwrap_err().message(),
         "send failed: group is closed"
     );
+    // Closed comes before the size, as in Go's net and scriptling.
+    let oversized = vec![0u8; 70_000];
+    assert_eq!(
+        g.send(&oversized).unwrap_err().message(),
+        "send failed: group is closed"
+    );
+    assert_eq!(
+        g.send_batch(&[b"x", &oversized]).unwrap_err().kind(),
+        ErrorKind::Closed
+    );
     assert_eq!(
         g.receive_message(WAIT).unwrap_err().message(),
         "receive failed: group is closed"

@@ -22,11 +22,11 @@ impl Group {
     /// taking them (send the rest again to learn why). An error means none was sent. A
     /// datagram over the size limit fails the whole batch before anything is sent.
     pub fn send_batch(&self, datagrams: &[&[u8]]) -> Result<usize> {
+        let guard = self.read_socket("send")?;
+        let socket = self.open_socket_or(&guard, "send")?;
         for d in datagrams {
             self.check_size(d.len())?;
         }
-        let guard = self.read_socket("send")?;
-        let socket = self.open_socket_or(&guard, "send")?;
         let allowed = self.spend(datagrams.iter().map(|d| d.len()))?;
         let datagrams = &datagrams[..allowed];
         let Some(sealed) = &self.sealed else {

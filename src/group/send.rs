@@ -12,10 +12,12 @@ use crate::sys;
 
 impl Group {
     /// Sends `data` (0 to [`message::MAX_MESSAGE_SIZE`] bytes) to the group as one datagram.
+    /// A closed group fails with the closed error before the size is looked at, as Go's
+    /// `net.UDPConn` and scriptling do.
     pub fn send(&self, data: &[u8]) -> Result<()> {
-        self.check_size(data.len())?;
         let guard = self.read_socket("send")?;
         let socket = self.open_socket_or(&guard, "send")?;
+        self.check_size(data.len())?;
         self.spend([data.len()])?;
         let sent = match &self.sealed {
             Some(sealed) => {
