@@ -12,7 +12,7 @@ import (
 )
 
 // PacketConn is a view of the group as a net.PacketConn, for code written against the
-// standard interfaces (golang.org/x/net/ipv4.NewPacketConn, say):
+// standard interfaces:
 //
 //   - ReadFrom receives the next datagram (waiting as Receive does) with its sender as
 //     a *net.UDPAddr. A datagram longer than the buffer is cut to it, as net.UDPConn
@@ -25,6 +25,10 @@ import (
 //     error that is a net.Error with Timeout() true and matches os.ErrDeadlineExceeded.
 //   - Close closes the group; errors after it match net.ErrClosed.
 //
+// The view is also a net.Conn connected to the group (Read, Write, RemoteAddr), as a
+// *net.UDPConn is. golang.org/x/net/ipv4.NewPacketConn accepts it, but that package reads
+// and writes only through a *net.UDPConn's descriptor: its ReadFrom and WriteTo fail on
+// the view ("invalid connection"), and its socket options are the group's JoinOptions.
 // Each call returns a new view with deadlines of its own; all views share the group.
 func (g *Group) PacketConn() net.PacketConn {
 	local := &net.UDPAddr{Port: g.port}
@@ -102,6 +106,18 @@ func (c *packetConn) isGroup(addr net.Addr) bool {
 	return to.Addr().Unmap().WithZone("") == c.local.AddrPort().Addr().Unmap().WithZone("") &&
 		int(to.Port()) == c.local.Port
 }
+
+// Read receives the next datagram's payload, as ReadFrom does.
+func (c *packetConn) Read(p []byte) (int, error) {
+	n, _, err := c.ReadFrom(p)
+	return n, err
+}
+
+// Write sends p to the group, as WriteTo the group's address does.
+func (c *packetConn) Write(p []byte) (int, error) { return c.WriteTo(p, c.local) }
+
+// RemoteAddr is the group, where Write sends: the same address as LocalAddr.
+func (c *packetConn) RemoteAddr() net.Addr { return c.local }
 
 func (c *packetConn) Close() error { return c.g.Close() }
 

@@ -351,3 +351,23 @@ func TestPacketConnMovingDeadline(t *testing.T) {
 		t.Fatalf("read with its deadline moved to 300 ms ended after %v: %v", time.Since(start), err)
 	}
 }
+
+// The view is a net.Conn connected to the group too, as a *net.UDPConn is both.
+func TestPacketConnIsAConnToTheGroup(t *testing.T) {
+	g := join(t, "239.2.1.9")
+	c, ok := g.PacketConn().(net.Conn)
+	if !ok {
+		t.Fatal("the PacketConn view is not a net.Conn")
+	}
+	if c.RemoteAddr().String() != g.LocalAddr() {
+		t.Fatalf("RemoteAddr %v; want the group %s", c.RemoteAddr(), g.LocalAddr())
+	}
+	if n, err := c.Write([]byte("through Write")); n != 13 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "through Write" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+}
