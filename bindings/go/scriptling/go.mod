@@ -5,6 +5,7 @@ go 1.26.1
 require (
 	github.com/libmulticast/libmulticast/bindings/go v0.1.0
 	github.com/paularlott/scriptling v0.20.1
+	golang.org/x/net v0.57.0
 )
 
 require (
@@ -21,7 +22,6 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	github.com/yuin/goldmark v1.8.4 // indirect
-	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect

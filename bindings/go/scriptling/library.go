@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -153,8 +154,15 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 	if errObj != nil {
 		return errObj
 	}
+	// As scriptling reads it: the positional port, then a keyword port only when it is an
+	// integer (port="x" or port=None keeps the positional one).
 	port := int64(0)
-	if p := argument(args, kwargs, 1, "port"); p != nil {
+	if len(args) > 1 {
+		if v, e := args[1].AsInt(); e == nil {
+			port = v
+		}
+	}
+	if p := kwargs.Get("port"); p != nil {
 		if v, e := p.AsInt(); e == nil {
 			port = v
 		}
@@ -162,11 +170,20 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 	if port <= 0 || port > 65535 {
 		return scerrors.NewError("port must be between 1 and 65535")
 	}
+	joinAddr, errObj := asGoReadsIt(groupAddr)
+	if errObj != nil {
+		return errObj
+	}
 	opts := mc.JoinOptions{TTL: 1}
 	if i := argument(args, kwargs, 2, "interface"); i != nil {
 		if v, e := i.AsString(); e == nil {
 			opts.Interface = v
 		}
+	}
+	if otherFamily(joinAddr, opts.Interface) {
+		// scriptling finds interfaces by name only, and says this for any address; an
+		// address is accepted here when it can carry the group, of the group's family.
+		return scerrors.NewError("interface not found: %s", opts.Interface)
 	}
 	// As scriptling reads it: a value that is no number (None, a string, a bool) leaves
 	// the TTL at 1, a float is truncated. A number outside 1..255 is refused, where
@@ -179,10 +196,10 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 			opts.TTL = int(v)
 		}
 	}
-	if err := p.check(groupAddr, int(port), opts.Interface, opts.TTL); err != nil {
+	if err := p.check(joinAddr, int(port), opts.Interface, opts.TTL); err != nil {
 		return scerrors.NewError("%s", err.Error())
 	}
-	if err := p.keyFor(groupAddr, &opts); err != nil {
+	if err := p.keyFor(joinAddr, &opts); err != nil {
 		return scerrors.NewError("%s", err.Error())
 	}
 	if err := p.reserve(); err != nil {
@@ -192,13 +209,33 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 	opts.MaxBytesPerSecond = p.MaxBytesPerSecond
 	var g *mc.Group
 	var err error
-	object.RunBlocking(ctx, func() { g, err = mc.JoinWithOptions(groupAddr, int(port), opts) })
+	object.RunBlocking(ctx, func() { g, err = mc.JoinWithOptions(joinAddr, int(port), opts) })
 	if err != nil {
 		p.release()
 		return scerrors.NewError("%s", joinErrorText(groupAddr, err))
 	}
 	track(g, p)
 	return groupObject(g, groupAddr)
+}
+
+// asGoReadsIt is the group scriptling's module joins for groupAddr (it resolves
+// "host:port" with net.ResolveUDPAddr): an empty host ("", "[]") is no multicast address,
+// and an IPv4-mapped IPv6 address ("[::ffff:239.1.1.1]") is the IPv4 group it maps.
+func asGoReadsIt(groupAddr string) (string, object.Object) {
+	if groupAddr == "" || groupAddr == "[]" {
+		return "", scerrors.NewError("address %s is not a multicast address", groupAddr)
+	}
+	if addr, zone, ok := groupLiteral(groupAddr); ok && zone == "" && addr.Is4In6() {
+		return addr.Unmap().String(), nil
+	}
+	return groupAddr, nil
+}
+
+// otherFamily reports whether iface is an address of the other family than the group's.
+func otherFamily(groupAddr, iface string) bool {
+	group, _, ok := groupLiteral(groupAddr)
+	at, err := netip.ParseAddr(iface)
+	return ok && err == nil && group.Is4() != at.Unmap().Is4()
 }
 
 // joinErrorText keeps scriptling's texts for the errors scripts may match on.
@@ -306,7 +343,10 @@ func receiveFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Objec
 		}
 		var msg *mc.Message
 		var err error
-		object.RunBlocking(ctx, func() { msg, err = g.Receive(wait) })
+		object.RunBlocking(ctx, func() { msg, err = receiveWithin(ctx, g, wait) })
+		if msg == nil && hostDone(ctx) {
+			return hostEnded(ctx)
+		}
 		if err != nil {
 			return scerrors.NewError("%s", prefixed("receive failed: ", err))
 		}
@@ -318,6 +358,38 @@ func receiveFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Objec
 			"source": object.NewString(msg.Source),
 		})
 	}
+}
+
+// receiveWithin waits for a datagram until wait passes (nil, nil; wait 0: no limit) or
+// the host's ctx ends (ctx's error): a waiting script costs a parked goroutine, and
+// cancelling the script's Eval ends its receive at once.
+func receiveWithin(ctx context.Context, g *mc.Group, wait time.Duration) (*mc.Message, error) {
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	msg, err := g.ReceiveContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil // the receive's own timeout, or the host's (the caller looks)
+	}
+	return msg, err
+}
+
+// hostDone reports whether the host's ctx has ended, or reached its deadline a moment
+// before its timer says so (the receive waits to the deadline itself).
+func hostDone(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(deadline)
+}
+
+// hostEnded is what a script sees when the host cancels it mid-receive, the error
+// scriptling's own waits (time.sleep) return.
+func hostEnded(ctx context.Context) object.Object {
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		return scerrors.NewTimeoutError()
+	}
+	return scerrors.NewCancelledError()
 }
 
 func closeFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) object.Object {

@@ -2,6 +2,7 @@ package multicast_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -750,4 +751,70 @@ except Exception as e:
 		!strings.Contains(err.Error(), "is 16 bytes, not 32") {
 		t.Fatalf("a 16-byte key: %v", err)
 	}
+}
+
+// Five spellings where the drop-in once answered differently from scriptling's module;
+// both now print and raise the same.
+func TestSpellingsScriptlingReadsAsGoDoes(t *testing.T) {
+	addr6 := os.Getenv("MC_TEST_ADDR6")
+	for _, script := range []string{
+		// A keyword port that is no integer leaves the positional one.
+		`g = mc.join("239.1.1.41", 9981, port="x")` + "\nprint(g.port)\ng.close()",
+		`g = mc.join("239.1.1.41", 9981, port=None)` + "\nprint(g.port)\ng.close()",
+		// An empty host is no multicast address.
+		`mc.join("", 9981)`,
+		`mc.join("[]", 9981)`,
+		// An IPv4-mapped IPv6 address is the IPv4 group: joined, and it hears itself.
+		`g = mc.join("[::ffff:239.1.1.42]", 9981)` + "\nprint(g.group_addr, g.port)\ng.send(\"mapped\")\nprint(g.receive(timeout=5)[\"data\"])\ng.close()",
+		// A closed group says so before it looks at the size.
+		`g = mc.join("239.1.1.43", 9981)` + "\ng.close()\ntry:\n    g.send(\"x\" * 70000)\nexcept Exception as e:\n    print(e)",
+		// An address of the other family is no interface of the group (both ways).
+		`mc.join("239.1.1.44", 9981, interface="` + addr6 + `")`,
+		`mc.join("[ff02::1:44]", 9981, interface="` + source + `")`,
+	} {
+		script = "import scriptling.net.multicast as mc\n" + script + "\n"
+		outOurs, errOurs := run(t, ours, script)
+		outTheirs, errTheirs := run(t, theirs, script)
+		if outOurs != outTheirs || errOurs != errTheirs {
+			t.Errorf("%s\nours:        %q, error %q\nscriptling's: %q, error %q", script, outOurs, errOurs, outTheirs, errTheirs)
+		}
+	}
+}
+
+// A host that cancels a script (the context given to EvalWithContext) ends a waiting
+// receive at once, with the error scriptling's own waits give (time.sleep's).
+func TestHostCancelEndsWaitingReceive(t *testing.T) {
+	script := "import scriptling.net.multicast as mc\ng = mc.join(\"239.1.1.45\", 9980)\nprint(\"waiting\")\ng.receive(timeout=600)\nprint(\"not reached\")\n"
+	for _, c := range []struct {
+		name string
+		end  func(context.Context) (context.Context, context.CancelFunc)
+		want string
+	}{
+		{"cancelled", func(ctx context.Context) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(ctx)
+			time.AfterFunc(300*time.Millisecond, cancel)
+			return ctx, cancel
+		}, "execution cancelled"},
+		{"deadline", func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, 300*time.Millisecond)
+		}, "execution timeout"},
+	} {
+		p := newInterpreter(ours)
+		ctx, cancel := c.end(context.Background())
+		start := time.Now()
+		_, err := p.EvalWithContext(ctx, script)
+		took := time.Since(start)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+		if out := p.GetOutput(); out != "waiting\n" {
+			t.Errorf("%s: printed %q, want only \"waiting\\n\"", c.name, out)
+		}
+		// Far below the receive's own 600 s: the receive ended with the host's context.
+		if took > 60*time.Second {
+			t.Errorf("%s: the script ran %v after its host ended it", c.name, took)
+		}
+	}
+	extlibs.ResetRuntime()
 }
