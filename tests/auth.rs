@@ -327,3 +327,112 @@ fn try_receive_drops_forgeries_and_reports_nothing() {
     sender.send(b"genuine").unwrap();
     assert_eq!(next(&member), b"genuine");
 }
+
+/// Sends are thread-safe, so several threads sealing on one handle is a supported use;
+/// none of their datagrams may be refused as a replay (a thread paused between taking
+/// its sequence number and sending used to land more than the window behind).
+#[test]
+fn concurrent_senders_on_one_handle_lose_nothing_to_the_replay_window() {
+    const THREADS: usize = 4;
+    const EACH: usize = 50_000;
+    let port = unique_port();
+    require_private_netns();
+    let receiver = Group::join_with(
+        GROUP,
+        port,
+        &JoinOptions::default()
+            .group_key(key(1))
+            .receive_buffer(8 << 20)
+            .loopback(true),
+    )
+    .unwrap();
+    let sender = std::sync::Arc::new(keyed(port, key(1)));
+    let counting = std::thread::spawn(move || {
+        let mut received = 0usize;
+        let mut buf = [0u8; 64];
+        // Until a marker: the kernel's drop count as of it covers every datagram before.
+        loop {
+            let r = receiver
+                .receive(WAIT, &mut buf)
+                .unwrap()
+                .expect("a datagram in 5 s");
+            if &buf[..r.len] == b"marker" {
+                break;
+            }
+            received += 1;
+        }
+        (received, receiver.dropped(), receiver.auth_counters())
+    });
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    sender.send(format!("{t}:{i}").as_bytes()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    // Markers until one arrives (the kernel may drop one as it may drop any datagram).
+    while !counting.is_finished() {
+        sender.send(b"marker").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (received, dropped, counters) = counting.join().unwrap();
+    assert_eq!(
+        counters.replayed, 0,
+        "authentic datagrams refused as replays: {counters:?}"
+    );
+    assert_eq!(
+        received + dropped as usize,
+        THREADS * EACH,
+        "received {received} + kernel drops {dropped} != sent; counters {counters:?}"
+    );
+}
+
+/// A flood of forgeries never holds a receive past its deadline: the loop that drops
+/// them returns to the clock between bounded batches (it used to drain for as long as
+/// forgeries kept coming, which a flood makes for ever).
+#[test]
+fn a_flood_of_forgeries_does_not_hold_a_receive_past_its_timeout() {
+    let port = unique_port();
+    let member = keyed(port, key(1));
+    let flooder = plain(port);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let batches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flooding = {
+        let (stop, batches) = (stop.clone(), batches.clone());
+        std::thread::spawn(move || {
+            let forgery = [0x01u8; 64]; // the wire version, then garbage: dropped unopened
+            let batch = [&forgery[..]; 64];
+            // At most 20 s, so that a receive the flood holds fails the test, not hangs.
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < until
+            {
+                let _ = flooder.send_batch(&batch);
+                batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    // Forgeries are queued before the receive starts, and keep coming.
+    while batches.load(std::sync::atomic::Ordering::Relaxed) < 16 {
+        std::thread::yield_now();
+    }
+    let mut buf = [0u8; 64];
+    let start = std::time::Instant::now();
+    let received = member.receive(Timeout::After(Duration::from_millis(100)), &mut buf);
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flooding.join().unwrap();
+    assert!(matches!(received, Ok(None)), "{received:?}");
+    // Generous for a loaded machine; the flood would hold it as long as it lasts.
+    assert!(
+        took < Duration::from_secs(10),
+        "a 100 ms receive took {took:?} under a flood"
+    );
+    assert!(member.auth_counters().unauthenticated > 64);
+}

@@ -32,11 +32,14 @@ impl Group {
         let Some(sealed) = &self.sealed else {
             return self.send_datagrams(socket, datagrams);
         };
+        let mut sender = sealed.sender(); // until the batch is sent (see there)
         let sealed = datagrams
             .iter()
             .map(|d| {
                 let mut datagram = Vec::with_capacity(d.len() + auth::OVERHEAD);
-                sealed.seal(d, &mut datagram).map(|()| datagram)
+                sealed
+                    .seal(&mut sender, d, &mut datagram)
+                    .map(|()| datagram)
             })
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();

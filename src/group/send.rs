@@ -21,8 +21,9 @@ impl Group {
         self.spend([data.len()])?;
         let sent = match &self.sealed {
             Some(sealed) => {
-                let send = |datagram: &mut Vec<u8>| {
-                    sealed.seal(data, datagram)?;
+                let mut sender = sealed.sender(); // until the datagram is sent (see there)
+                let mut send = |datagram: &mut Vec<u8>| {
+                    sealed.seal(&mut sender, data, datagram)?;
                     Ok(sys::send_to(socket, datagram, &self.destination))
                 };
                 // Each thread seals into a buffer of its own, kept for its next send;
