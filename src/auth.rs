@@ -45,35 +45,48 @@ pub const REPLAY_WINDOW: u32 = 128;
 /// forgotten (see docs/authentication.md, "Replays").
 pub const MAX_SENDERS: usize = 4096;
 
-/// A group key and its id. The bytes are wiped when it is dropped and never appear in
+/// A group key and its id. The bytes live on the heap from the first copy (so moving a
+/// key never leaves a copy behind), are wiped when it is dropped, and never appear in
 /// `Debug` output or error messages.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct GroupKey {
     id: u8,
-    bytes: [u8; KEY_LEN],
+    bytes: Box<[u8; KEY_LEN]>,
 }
 
 impl GroupKey {
-    /// A key from its 32 bytes; any other length is `InvalidArgument`.
+    /// A key from its 32 bytes, copied straight to the heap; any other length is
+    /// `InvalidArgument`.
     pub fn new(id: u8, bytes: &[u8]) -> Result<GroupKey> {
-        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            Error::invalid(format!(
+        if bytes.len() != KEY_LEN {
+            return Err(Error::invalid(format!(
                 "a group key must be {KEY_LEN} bytes, not {}",
                 bytes.len()
-            ))
-        })?;
-        Ok(GroupKey { id, bytes })
+            )));
+        }
+        let key = GroupKey::zeroed(id);
+        Ok(key.filled_from(bytes))
     }
 
-    /// A new random key from the operating system's generator.
+    /// A new random key from the operating system's generator, drawn onto the heap.
     pub fn generate(id: u8) -> Result<GroupKey> {
-        let mut bytes = [0u8; KEY_LEN];
+        let mut key = GroupKey::zeroed(id);
         OsRng
-            .try_fill_bytes(&mut bytes)
+            .try_fill_bytes(&mut key.bytes[..])
             .map_err(|e| Error::new(ErrorKind::Io, format!("no randomness for a key: {e}")))?;
-        let key = GroupKey { id, bytes };
-        bytes.zeroize();
         Ok(key)
+    }
+
+    fn zeroed(id: u8) -> GroupKey {
+        GroupKey {
+            id,
+            bytes: Box::new([0; KEY_LEN]),
+        }
+    }
+
+    fn filled_from(mut self, bytes: &[u8]) -> GroupKey {
+        self.bytes.copy_from_slice(bytes);
+        self
     }
 
     /// The key id carried in each datagram it seals.
@@ -86,14 +99,26 @@ impl GroupKey {
         &self.bytes
     }
 
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(Key::from_slice(&self.bytes))
+    /// The cipher for this key, on the heap from the start: a cipher moved by value
+    /// would leave a copy of its key in each place it passed through. It is made with
+    /// an all-zero key (copies of which betray nothing) and then given the real one in
+    /// place; it wipes its key when dropped.
+    fn cipher(&self) -> Box<ChaCha20Poly1305> {
+        let mut cipher = Box::new(ChaCha20Poly1305::new(&Key::default()));
+        *cipher = ChaCha20Poly1305::new(Key::from_slice(&self.bytes[..]));
+        cipher
+    }
+}
+
+impl Clone for GroupKey {
+    fn clone(&self) -> GroupKey {
+        GroupKey::zeroed(self.id).filled_from(&self.bytes[..])
     }
 }
 
 impl Drop for GroupKey {
     fn drop(&mut self) {
-        self.bytes.zeroize();
+        self.bytes.as_mut_slice().zeroize();
     }
 }
 
@@ -110,8 +135,8 @@ impl fmt::Debug for GroupKey {
 /// The keys a group seals with (the current one) and accepts (it, and during a
 /// rotation the previous one). The ciphers wipe their keys on drop.
 pub struct Keyring {
-    current: (u8, ChaCha20Poly1305),
-    previous: Option<(u8, ChaCha20Poly1305)>,
+    current: (u8, Box<ChaCha20Poly1305>),
+    previous: Option<(u8, Box<ChaCha20Poly1305>)>,
 }
 
 impl Keyring {
@@ -147,7 +172,7 @@ impl Keyring {
         std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|(key_id, _)| *key_id == id)
-            .map(|(_, cipher)| cipher)
+            .map(|(_, cipher)| &**cipher)
     }
 }
 

@@ -4,6 +4,7 @@ use std::ffi::CStr;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -263,21 +264,98 @@ fn poll(pfds: &mut [libc::pollfd], left: Option<Duration>) -> io::Result<libc::c
 
 /// How many times this process (or one of its ancestors since it loaded the library)
 /// has forked: a handle remembers the value at join, so a forked child can tell that a
-/// handle is inherited and must not touch the socket it shares with the parent.
+/// handle is inherited and must not touch the socket it shares with the parent (nor
+/// seal under its parent's nonces).
+///
+/// `pthread_atfork` handlers see `fork()`, but not glibc's `_Fork()` or a raw `clone`,
+/// so a second sign that works without them is checked on every call: a page the kernel
+/// zeroes in every child (`MADV_WIPEONFORK`, as BoringSSL marks its generator's state),
+/// or, where there is no such page, a change of process id.
 pub(crate) fn fork_generation() -> u64 {
     static REGISTER: std::sync::Once = std::sync::Once::new();
     REGISTER.call_once(|| {
         // SAFETY: the handler only increments an atomic, which is async-signal-safe as
-        // a fork child handler must be. A failure (ENOMEM) leaves fork detection off.
+        // a fork child handler must be. A failure (ENOMEM) leaves the other sign alone.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
-    FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+    if forked_unseen() {
+        FORK_GENERATION.fetch_add(1, Ordering::Release);
+        mark_this_process();
+    }
+    FORK_GENERATION.load(Ordering::Acquire)
 }
 
-static FORK_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The process's mark: a wipe-on-fork byte (1 in the process that set it, 0 in any
+/// child), or else the process id that set it.
+enum ProcessMark {
+    WipedInChildren(&'static AtomicU8),
+    Pid(AtomicU32),
+}
+
+fn process_mark() -> &'static ProcessMark {
+    static MARK: std::sync::OnceLock<ProcessMark> = std::sync::OnceLock::new();
+    MARK.get_or_init(|| match wipe_on_fork_byte() {
+        Some(byte) => ProcessMark::WipedInChildren(byte),
+        None => ProcessMark::Pid(AtomicU32::new(std::process::id())),
+    })
+}
+
+/// Whether this process is a child that no fork handler has counted yet. Two threads
+/// of a new child may both say so: each then counts it, and only a change matters.
+fn forked_unseen() -> bool {
+    match process_mark() {
+        ProcessMark::WipedInChildren(byte) => byte.load(Ordering::Acquire) == 0,
+        ProcessMark::Pid(pid) => pid.load(Ordering::Acquire) != std::process::id(),
+    }
+}
+
+/// Marks the mark as this process's, after the generation it stands for was counted.
+fn mark_this_process() {
+    match process_mark() {
+        ProcessMark::WipedInChildren(byte) => byte.store(1, Ordering::Release),
+        ProcessMark::Pid(pid) => pid.store(std::process::id(), Ordering::Release),
+    }
+}
+
+/// A byte on a page of its own that the kernel zeroes in every child (Linux 4.14+),
+/// set to 1 here; `None` where the kernel offers no such page.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn wipe_on_fork_byte() -> Option<&'static AtomicU8> {
+    // SAFETY: sysconf has no memory effects.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    // SAFETY: a fresh private anonymous mapping, touched by no one else; it is never
+    // unmapped, so the reference below lives as long as the process.
+    unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if at == libc::MAP_FAILED {
+            return None;
+        }
+        if libc::madvise(at, page, libc::MADV_WIPEONFORK) != 0 {
+            libc::munmap(at, page);
+            return None;
+        }
+        let byte = &*(at as *const AtomicU8);
+        byte.store(1, Ordering::Release);
+        Some(byte)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn wipe_on_fork_byte() -> Option<&'static AtomicU8> {
+    None
 }
 
 /// Lists every interface address of this network namespace (one entry per address, and

@@ -979,6 +979,7 @@ static void test_catalogue(void) {
     CATALOGUE("`mc_close` group NULL", mc_close(NULL), MC_ERR_INVALID_ARGUMENT);
     CATALOGUE("`mc_close` twice", (mc_close(g), mc_close(g)), MC_OK);
     CATALOGUE("`mc_send` after close", mc_send(g, "x", 1), MC_ERR_CLOSED);
+    CATALOGUE("`mc_send` after close, 65,508 bytes", mc_send(g, big, MC_MAX_MESSAGE_SIZE + 1), MC_ERR_CLOSED);
     CATALOGUE("`mc_receive` after close", mc_receive(g, 1, buf, sizeof buf, &len, src, sizeof src), MC_ERR_CLOSED);
     mc_free(g);
     free(big);

@@ -4,16 +4,22 @@
  *   - calls during thread-local teardown (an atexit handler, a pthread_key destructor);
  *   - fork: a child that closes or frees its inherited copy leaves the parent working,
  *     also when a parent thread was inside mc_receive at the time of the fork;
- *   - every export on a thread with a 32 KiB stack (the minimum the header states).
+ *   - _Fork (no atfork handlers run): the child still refuses its inherited handles,
+ *     so it never seals under its parent's nonces;
+ *   - every export on a thread with a 32 KiB stack (the minimum the header states);
+ *   - no copy of a group key is left anywhere in the process's memory after mc_free,
+ *     nor of a key mc_rotate_key dropped (uninstrumented build: ASan keeps memory).
  * Run inside scripts/netns (it refuses otherwise).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,9 +46,11 @@ static void pause_ms(long ms) {
 
 /* Runs `child` in a forked process and checks that it exits 0 within `limit_s`
  * seconds (a hang is killed and reported). */
+static pid_t (*forker)(void) = fork;
+
 static void in_child(const char *what, void (*child)(void), int limit_s) {
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = forker();
     if (pid == 0) {
         alarm((unsigned)limit_s);
         child();
@@ -182,6 +190,127 @@ static void test_fork_child_closes(void) {
     mc_free(shared);
 }
 
+/* ---- _Fork: glibc's fork without atfork handlers (as a raw clone) ---- */
+
+static mc_group *join_keyed_at(const char *group, int port) {
+    uint8_t key[MC_GROUP_KEY_SIZE] = {7};
+    mc_join_options o;
+    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
+    o.group_key = key;
+    o.group_key_len = sizeof key;
+    mc_group *g = NULL;
+    if (mc_join_with_options(group, port, &o, &g) != MC_OK) {
+        fprintf(stderr, "cannot join %s:%d with a key: %s\n", group, port, mc_last_error());
+        exit(1);
+    }
+    return g;
+}
+
+static void child_of_raw_fork(void) {
+    /* Sealing here would reuse the parent's sender id and next sequence numbers: one
+     * (key, nonce) for two messages. The handle must act as inherited, as after fork(). */
+    REQUIRE(mc_send(shared, "child", 5) == MC_ERR_CLOSED, 12);
+    REQUIRE(strstr(mc_last_error(), "inherited across fork()") != NULL, 13);
+    REQUIRE(mc_close(shared) == MC_OK, 14);
+    mc_free(shared);
+}
+
+static void test_raw_fork(void) {
+    shared = join_keyed_at("239.1.3.3", next_port++);
+    parent_still_works(shared, "before"); /* the sender's nonces are in use */
+    forker = _Fork;
+    in_child("_Fork: the child refuses its inherited keyed handle", child_of_raw_fork, 10);
+    forker = fork;
+    parent_still_works(shared, "parent after _Fork");
+    mc_free(shared);
+}
+
+/* ---- keys leave no copy behind ---- */
+
+#ifndef MC_NO_SMALL_STACK
+#define MASK 0xA5 /* the scan looks for key ^ MASK: its pattern is no copy of the key */
+#define WINDOW 65536
+
+static uint8_t window[WINDOW + MC_GROUP_KEY_SIZE];
+
+static int is_key_at(const uint8_t *at, const uint8_t *masked) {
+    for (int i = 0; i < MC_GROUP_KEY_SIZE; i++)
+        if ((uint8_t)(at[i] ^ MASK) != masked[i])
+            return 0;
+    return 1;
+}
+
+/* Copies of the key (given as key ^ MASK) in every readable mapping of this process,
+ * read through /proc/self/mem so that no page can fault. */
+static long copies_in_memory(const uint8_t *masked) {
+    FILE *maps = fopen("/proc/self/maps", "r");
+    int mem = open("/proc/self/mem", O_RDONLY);
+    REQUIRE(maps != NULL && mem >= 0, 30);
+    char line[512];
+    long found = 0;
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+            strstr(line, "[vvar") || strstr(line, "[vsyscall]"))
+            continue;
+        for (unsigned long at = lo; at < hi; at += WINDOW) {
+            size_t want = hi - at < sizeof window ? hi - at : sizeof window;
+            ssize_t n = pread(mem, window, want, (off_t)at);
+            for (ssize_t i = 0; i < WINDOW && i + MC_GROUP_KEY_SIZE <= n; i++)
+                found += is_key_at(window + i, masked);
+            /* The window is in this process too: it must hold no copy when read. */
+            explicit_bzero(window, sizeof window);
+        }
+    }
+    close(mem);
+    fclose(maps);
+    return found;
+}
+
+/* A fresh random key, returned as key ^ MASK; the key itself goes to `key`. */
+static void new_key(uint8_t *key, uint8_t *masked) {
+    REQUIRE(getrandom(key, MC_GROUP_KEY_SIZE, 0) == MC_GROUP_KEY_SIZE, 31);
+    for (int i = 0; i < MC_GROUP_KEY_SIZE; i++)
+        masked[i] = key[i] ^ MASK;
+}
+
+static void child_keys_leave_no_copy(void) {
+    uint8_t key[MC_GROUP_KEY_SIZE], first[MC_GROUP_KEY_SIZE], second[MC_GROUP_KEY_SIZE];
+    char buf[64];
+    size_t len = 0;
+    new_key(key, first);
+    mc_join_options o;
+    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
+    o.group_key = key;
+    o.group_key_len = sizeof key;
+    mc_group *g = NULL;
+    REQUIRE(mc_join_with_options("239.1.3.4", next_port, &o, &g) == MC_OK, 32);
+    explicit_bzero(key, sizeof key);
+    REQUIRE(mc_send(g, "sealed", 6) == MC_OK, 33);
+    REQUIRE(mc_receive(g, 5.0, buf, sizeof buf, &len, NULL, 0) == MC_OK, 34);
+    /* The scan finds the key the handle holds (so it can find a copy at all). */
+    REQUIRE(copies_in_memory(first) >= 1, 35);
+
+    new_key(key, second);
+    REQUIRE(mc_rotate_key(g, 1, key, sizeof key, false) == MC_OK, 36);
+    explicit_bzero(key, sizeof key);
+    REQUIRE(mc_send(g, "sealed", 6) == MC_OK, 37);
+    REQUIRE(mc_receive(g, 5.0, buf, sizeof buf, &len, NULL, 0) == MC_OK, 38);
+    long dropped = copies_in_memory(first);
+    if (dropped != 0)
+        fprintf(stderr, "child: %ld copies of the key mc_rotate_key dropped\n", dropped);
+    REQUIRE(dropped == 0, 39);
+    REQUIRE(copies_in_memory(second) >= 1, 40);
+
+    mc_free(g);
+    long freed = copies_in_memory(second);
+    if (freed != 0)
+        fprintf(stderr, "child: %ld copies of the key after mc_free\n", freed);
+    REQUIRE(freed == 0, 41);
+}
+#endif
+
 struct receiver {
     mc_group *g;
     mc_status status;
@@ -293,12 +422,14 @@ int main(void) {
     in_child("failing calls in a pthread_key destructor", child_key_destructor, 10);
     test_fork_child_closes();
     test_fork_during_receive();
+    test_raw_fork();
 #ifndef MC_NO_SMALL_STACK
     for (int i = 0; i < 10000; i++) {
         deep_json[i] = '[';
         deep_json[10000 + i] = ']';
     }
     in_child("every export on a 32 KiB thread stack", child_small_stack, 30);
+    in_child("no copy of a key after mc_free or mc_rotate_key", child_keys_leave_no_copy, 60);
 #else
     fprintf(stderr, "note: the 32 KiB stack case runs in the uninstrumented build only\n");
 #endif
