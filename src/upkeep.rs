@@ -177,8 +177,12 @@ impl Watched {
                     state.next_announce = Some(now + every);
                 }
             }
+            return state.next_announce;
         }
-        state.next_announce
+        // Not joined: nothing to re-announce until the interface is back, which the
+        // kernel announces. A due deadline returned here would wake the thread at once,
+        // again and again (it spun a core while an interface was down or gone).
+        None
     }
 
     /// The interface the group should be on now.
