@@ -51,7 +51,7 @@ var (
 // closes every open group.
 func Register(registrar interface{ RegisterLibrary(*object.Library) }) {
 	libraryOnce.Do(func() {
-		library = buildLibrary(&policy{})
+		library = buildLibrary(&policy{budgets: newSendBudgets(0, 0)})
 		extlibs.RegisterCleanup(closeAll)
 	})
 	registrar.RegisterLibrary(library)
@@ -205,8 +205,6 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 	if err := p.reserve(); err != nil {
 		return scerrors.NewError("%s", err.Error())
 	}
-	opts.MaxDatagramsPerSecond = p.MaxDatagramsPerSecond
-	opts.MaxBytesPerSecond = p.MaxBytesPerSecond
 	var g *mc.Group
 	var err error
 	object.RunBlocking(ctx, func() { g, err = mc.JoinWithOptions(joinAddr, int(port), opts) })
@@ -215,7 +213,8 @@ func join(ctx context.Context, p *policy, kwargs object.Kwargs, args ...object.O
 		return scerrors.NewError("%s", joinErrorText(groupAddr, err))
 	}
 	track(g, p)
-	return groupObject(g, groupAddr)
+	addr, zone, _ := groupLiteral(joinAddr)
+	return groupObject(g, groupAddr, p.budgets, netip.AddrPortFrom(addr.WithZone(zone), uint16(port)))
 }
 
 // asGoReadsIt is the group scriptling's module joins for groupAddr (it resolves
@@ -250,10 +249,10 @@ func joinErrorText(groupAddr string, err error) string {
 	}
 }
 
-func groupObject(g *mc.Group, groupAddr string) *object.Builtin {
+func groupObject(g *mc.Group, groupAddr string, budgets *sendBudgets, budget netip.AddrPort) *object.Builtin {
 	return &object.Builtin{
 		Attributes: map[string]object.Object{
-			"send":       &object.Builtin{Fn: sendFn(g), HelpText: sendHelp},
+			"send":       &object.Builtin{Fn: sendFn(g, budgets, budget), HelpText: sendHelp},
 			"receive":    &object.Builtin{Fn: receiveFn(g), HelpText: receiveHelp},
 			"close":      &object.Builtin{Fn: closeFn(g), HelpText: `close() - Leave the multicast group and close the connection`},
 			"group_addr": object.NewString(groupAddr),
@@ -272,7 +271,7 @@ Parameters:
 libmulticast:
   bytes are sent as they are; a message larger than one UDP datagram is refused.`
 
-func sendFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) object.Object {
+func sendFn(g *mc.Group, budgets *sendBudgets, budget netip.AddrPort) func(context.Context, object.Kwargs, ...object.Object) object.Object {
 	return func(ctx context.Context, kwargs object.Kwargs, args ...object.Object) object.Object {
 		if err := scerrors.MinArgs(args, 1); err != nil {
 			return err
@@ -281,9 +280,15 @@ func sendFn(g *mc.Group) func(context.Context, object.Kwargs, ...object.Object) 
 		if errObj != nil {
 			return errObj
 		}
+		if len(data) <= mc.MaxMessageSize {
+			if err := budgets.spend(budget, len(data)); err != nil {
+				return scerrors.NewError("%s", err.Error())
+			}
+		}
 		var err error
 		object.RunBlocking(ctx, func() { err = g.SendBytes(data) })
 		if err != nil {
+			budgets.refund(budget, len(data))
 			return scerrors.NewError("%s", prefixed("send failed: ", err))
 		}
 		return &object.Null{}

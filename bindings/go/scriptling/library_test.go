@@ -695,6 +695,40 @@ g.close()
 	}
 }
 
+// The send budget is the interpreter's, per group and port: closing a group and joining
+// it again (the only way with MaxOpenGroups 1) does not renew it.
+func TestHostPolicySendBudgetSurvivesCloseAndJoin(t *testing.T) {
+	out, err := runWith(t, scriptlingmulticast.Options{MaxOpenGroups: 1, MaxDatagramsPerSecond: 5}, `
+import time
+start = time.time()
+sent = 0
+for i in range(100):
+    g = mc.join("239.255.2.5", 9012)
+    try:
+        g.send("x")
+        sent += 1
+    except Exception as e:
+        last = str(e)
+    g.close()
+other = mc.join("239.255.2.6", 9012)
+other.send("another group has a budget of its own")
+other.close()
+print(sent)
+print(time.time() - start)
+print(last)
+`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != "" || len(lines) != 3 || lines[2] != "send failed: over the send limit of 5 datagrams per second; nothing sent" {
+		t.Fatalf("close and join: %q (error %q)", out, err)
+	}
+	sent, _ := strconv.Atoi(lines[0])
+	elapsed, _ := strconv.ParseFloat(lines[1], 64)
+	// One second's worth at once, then 5 per second for as long as the loop ran.
+	if allowed := 5 + int(5*elapsed) + 1; sent < 5 || sent > allowed {
+		t.Fatalf("%d of 100 sent in %.2f s across close and join; the budget allows %d", sent, elapsed, allowed)
+	}
+}
+
 // Host-configured keys: a script's group inside the rule's prefix is sealed, so only
 // key holders hear it and a host without the key cannot speak into it.
 func TestHostKeysAuthenticateScriptGroups(t *testing.T) {

@@ -31,9 +31,10 @@ type Options struct {
 	// MaxOpenGroups caps how many groups this interpreter's scripts may hold open at
 	// once; 0 for no limit.
 	MaxOpenGroups int
-	// MaxDatagramsPerSecond and MaxBytesPerSecond are each group's send budget (the
-	// core library's token bucket, one second's worth); 0 for no limit. A send over it
-	// fails with "send failed: over the send limit of ...".
+	// MaxDatagramsPerSecond and MaxBytesPerSecond are the send budget of each group and
+	// port (a token bucket holding one second's worth, as the core library's); 0 for no
+	// limit. The budget is the interpreter's: closing a group and joining it again does
+	// not renew it. A send over it fails with "send failed: over the send limit of ...".
 	MaxDatagramsPerSecond uint32
 	MaxBytesPerSecond     uint32
 	// GroupKeys authenticate groups: a script's join of a group inside a rule's prefix
@@ -61,8 +62,9 @@ type PortRange struct{ First, Last int }
 // policy is Options checked and in force for one registration.
 type policy struct {
 	Options
-	mu   sync.Mutex
-	open int
+	mu      sync.Mutex
+	open    int
+	budgets *sendBudgets
 }
 
 func newPolicy(opts Options) (*policy, error) {
@@ -95,7 +97,7 @@ func newPolicy(opts Options) (*policy, error) {
 		rules[i] = GroupKeyRule{r.Groups, r.KeyID, bytes.Clone(r.Key), r.PreviousKeyID, bytes.Clone(r.PreviousKey)}
 	}
 	opts.GroupKeys = rules
-	return &policy{Options: opts}, nil
+	return &policy{Options: opts, budgets: newSendBudgets(opts.MaxDatagramsPerSecond, opts.MaxBytesPerSecond)}, nil
 }
 
 // keyFor sets the key of the first rule covering groupAddr on opts; without one, it
