@@ -224,13 +224,13 @@ fn failures_and_usage_have_their_exit_statuses() {
         ),
         (
             &["listen", "239.1.1.1:9999", "--timeout", "0"],
-            1,
-            "--timeout must be a positive number",
+            2,
+            "invalid value '0' for '--timeout <SECONDS>': expected a positive number",
         ),
         (
             &["ping", "239.1.1.1:9999", "--interval", "0"],
-            1,
-            "--interval must be a positive number",
+            2,
+            "invalid value '0' for '--interval <SECONDS>': expected a positive number",
         ),
         (
             &["ping", "239.1.1.1:65535", "--count", "1"],
@@ -386,4 +386,116 @@ fn doctor_names_a_missing_interface_and_stays_quiet_when_told_to() {
         "{said}"
     );
     assert!(said.ends_with("no problems found\n"), "{said}");
+}
+
+/// Runs mcat with `args`; its exit code, or None if it was still running after 5 s
+/// (then killed: a long but valid duration, not a crash).
+fn exit_code_within_5s(args: &[String]) -> Option<i32> {
+    require_private_netns();
+    let mut child = Command::new(MCAT)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mcat starts");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("mcat waits") {
+            // A signal (a panic's abort) has no code: -1, which the callers refuse.
+            return Some(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() > std::time::Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Every duration option, with a command that ends at once whatever the duration is
+/// (a listen for no datagrams, a ping of no probes), unless it says otherwise.
+fn duration_commands(group: &str, value: &str) -> Vec<Vec<String>> {
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    vec![
+        args(&["listen", group, "--count", "0", "--timeout", value]),
+        args(&["listen", group, "--count", "0", "--stats", value]),
+        args(&[
+            "ping",
+            group,
+            "--count",
+            "0",
+            "--wait",
+            "0",
+            "--interval",
+            value,
+        ]),
+        args(&["ping", group, "--count", "0", "--wait", value]),
+    ]
+}
+
+/// Durations that mcat once panicked on (an Instant overflowed) and their like: each is
+/// a usage error (exit status 2), never a panic (101).
+#[test]
+fn hostile_durations_are_usage_errors() {
+    let group = format!("239.7.0.9:{}", unique_port());
+    for value in [
+        "1e19",
+        "1e300",
+        "inf",
+        "-inf",
+        "nan",
+        "-1",
+        "18446744073709551616",
+        "",
+        "1s",
+        "0x10",
+    ] {
+        let mut commands = duration_commands(&group, value);
+        commands.push(
+            ["doctor", &group, "--listen", value]
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+        );
+        for args in commands {
+            assert_eq!(
+                exit_code_within_5s(&args),
+                Some(2),
+                "mcat {}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Any number, written any way, in any duration option: mcat runs, ends with a
+    /// status, or is still running (a valid long duration); it never panics.
+    #[test]
+    fn no_duration_makes_mcat_panic(
+        number in proptest::num::f64::ANY,
+        exponent in proptest::bool::ANY,
+    ) {
+        let group = format!("239.7.0.10:{}", unique_port());
+        let value = if exponent { format!("{number:e}") } else { format!("{number}") };
+        for args in duration_commands(&group, &value) {
+            let code = exit_code_within_5s(&args);
+            proptest::prop_assert!(
+                code.is_none_or(|c| c == 0 || c == 2 || c == super_exit_timeout(&args)),
+                "mcat {} exited {code:?}", args.join(" ")
+            );
+        }
+    }
+}
+
+/// A ping that heard no one exits 3, as its help says; listen ends 0.
+fn super_exit_timeout(args: &[String]) -> i32 {
+    if args[0] == "ping" {
+        3
+    } else {
+        0
+    }
 }

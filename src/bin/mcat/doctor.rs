@@ -31,8 +31,8 @@ pub struct Doctor {
     ttl: u32,
     /// Seconds to listen for an IGMP/MLD querier (0: do not; queries usually come every
     /// 125 s, so a short listen that hears none is a hint, a full one is proof).
-    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
-    listen: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "3", value_parser = crate::seconds)]
+    listen: Duration,
 }
 
 /// What the checks found, printed as they go.
@@ -600,10 +600,13 @@ fn memberships(group: IpAddr) -> Vec<String> {
 }
 
 /// Listens on the interface for a general or group query (IGMP type 0x11, MLD type 130).
-fn check_querier(link: &Link, v6: bool, listen: f64, report: &mut Report) -> Result<(), String> {
+fn check_querier(
+    link: &Link,
+    v6: bool,
+    listen: Duration,
+    report: &mut Report,
+) -> Result<(), String> {
     let kind = if v6 { "MLD" } else { "IGMP" };
-    let listen = Duration::try_from_secs_f64(listen)
-        .map_err(|_| format!("--listen must be a number of seconds, not {listen}"))?;
     if listen.is_zero() {
         report.skipped(&format!("{kind} querier: not listened for (--listen 0)"));
         return Ok(());

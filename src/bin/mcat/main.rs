@@ -92,14 +92,14 @@ struct Listen {
     #[arg(long, value_name = "N")]
     count: Option<u64>,
     /// Give up after this many seconds without a datagram (exit status 3).
-    #[arg(long, value_name = "SECONDS")]
-    timeout: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    timeout: Option<Duration>,
     /// One JSON object per datagram: source, group, port, len, and text (UTF-8) or hex.
     #[arg(long)]
     json: bool,
     /// Every SECONDS, a one-line summary on standard error.
-    #[arg(long, value_name = "SECONDS")]
-    stats: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    stats: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -212,8 +212,7 @@ fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
         options = options.source(source);
     }
     let group = join(&listen.common, options)?;
-    let idle = seconds(listen.timeout, "--timeout")?;
-    let every = seconds(listen.stats, "--stats")?;
+    let (idle, every) = (listen.timeout, listen.stats);
     eprintln!("mcat: listening on {}", group.local_addr());
     let mut stats = Stats::new(Instant::now());
     let mut out = io::stdout().lock();
@@ -249,15 +248,30 @@ fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn seconds(value: Option<f64>, option: &str) -> Result<Option<Duration>, String> {
-    value
-        .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("{option} must be a positive number of seconds, not {s}"))
+/// The longest duration any option takes, about 31 years: long enough to mean "for
+/// ever", short enough that no deadline computed from it can overflow a clock.
+const MAX_SECONDS: f64 = 1e9;
+
+/// A duration option (seconds, fractions allowed), 0 up to [`MAX_SECONDS`]; anything
+/// else is a usage error (exit status 2) naming the range.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=MAX_SECONDS).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!("expected a number of seconds from 0 to {MAX_SECONDS:e}, not {text}")
         })
-        .transpose()
+}
+
+/// As [`seconds`], more than zero (at least a nanosecond).
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    match seconds(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "expected a positive number of seconds up to {MAX_SECONDS:e}, not {text}"
+        )),
+    }
 }
 
 fn print_datagram(

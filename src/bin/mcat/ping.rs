@@ -25,15 +25,15 @@ use clap::Args;
 use multicast::{Group, JoinOptions, Timeout};
 use serde_json::{json, Value};
 
-use crate::{join, seconds, Common, EXIT_PROBLEM, EXIT_TIMEOUT};
+use crate::{join, positive_seconds, seconds, Common, EXIT_PROBLEM, EXIT_TIMEOUT};
 
 #[derive(Args)]
 pub struct Ping {
     #[command(flatten)]
     common: Common,
     /// Seconds between probes.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
-    interval: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = positive_seconds)]
+    interval: Duration,
     /// Stop after N probes (without it: until interrupted, Ctrl-C).
     #[arg(long, value_name = "N")]
     count: Option<u64>,
@@ -46,8 +46,8 @@ pub struct Ping {
     #[arg(long, value_name = "PORT")]
     unicast_port: Option<u16>,
     /// Seconds to keep answering and collecting answers after the last probe.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
-    wait: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    wait: Duration,
     /// Time to live (hops) of the multicast probes and answers, 1..255.
     #[arg(long, value_name = "N", default_value_t = 1)]
     ttl: u32,
@@ -117,9 +117,7 @@ struct Peer {
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
-    let interval = seconds(Some(ping.interval), "--interval")?.unwrap_or_default();
-    let wait = Duration::try_from_secs_f64(ping.wait)
-        .map_err(|_| format!("--wait must be a number of seconds, not {}", ping.wait))?;
+    let (interval, wait) = (ping.interval, ping.wait);
     let group = Arc::new(join(&ping.common, JoinOptions::default().ttl(ping.ttl))?);
     let (unicast, unicast_port) = open_unicast(&group, ping.unicast_port)?;
     let me = random_id();
