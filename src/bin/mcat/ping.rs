@@ -113,6 +113,79 @@ struct Peer {
     unicast: Tally,
 }
 
+/// The most peers a ping keeps, and so probes each round: probes under ever new ids (a
+/// forger's) cannot make it send to more.
+const MAX_PEERS: usize = 256;
+/// What one source address can make a ping answer on one path: a burst of this many,
+/// then this many per second (a ping every 20 ms still gets every answer).
+const ANSWERS_PER_SECOND: f64 = 50.0;
+/// The most source addresses whose answer budget is tracked; past it, a new address gets
+/// no answer until the table is swept of those that have been quiet.
+const MAX_TRACKED: usize = 4096;
+
+/// Who the receiving threads may answer and listen to (shared with the main loop).
+struct Gate {
+    /// A keyed ping learns peers only from authenticated multicast probes (and --peer):
+    /// unicast datagrams from any other address are neither answered nor counted.
+    keyed: bool,
+    /// The port of every host's unicast socket: unicast probes come from it and all
+    /// unicast traffic goes to it, never to a port a datagram names.
+    unicast_port: u16,
+    trusted: std::sync::RwLock<HashSet<IpAddr>>,
+    budgets: std::sync::Mutex<std::collections::HashMap<(IpAddr, bool), (f64, Instant)>>,
+}
+
+impl Gate {
+    fn trust(&self, ip: IpAddr) {
+        if self.keyed {
+            let mut trusted = self.trusted.write().unwrap_or_else(|e| e.into_inner());
+            if trusted.len() < MAX_PEERS || trusted.contains(&ip) {
+                trusted.insert(ip);
+            }
+        }
+    }
+
+    /// Whether a datagram from `source` over `path` is worth reading at all.
+    fn admits(&self, source: SocketAddr, path: Path) -> bool {
+        match path {
+            Path::Multicast => true, // a keyed group has authenticated it already
+            Path::Unicast => {
+                source.port() == self.unicast_port
+                    && (!self.keyed
+                        || self
+                            .trusted
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .contains(&source.ip()))
+            }
+        }
+    }
+
+    /// Takes one answer from `ip`'s budget on `path`; false when it has none left.
+    fn may_answer(&self, ip: IpAddr, path: Path) -> bool {
+        let now = Instant::now();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        if budgets.len() >= MAX_TRACKED && !budgets.contains_key(&(ip, path == Path::Unicast)) {
+            // Whoever was quiet for a second has a full budget again: forget them.
+            budgets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(1));
+            if budgets.len() >= MAX_TRACKED {
+                return false;
+            }
+        }
+        let (tokens, at) = budgets
+            .entry((ip, path == Path::Unicast))
+            .or_insert((ANSWERS_PER_SECOND, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * ANSWERS_PER_SECOND)
+            .min(ANSWERS_PER_SECOND);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+}
+
 /// Set by SIGINT and SIGTERM: stop probing, answer a little longer, print the summary.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -121,10 +194,19 @@ pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
     let group = Arc::new(join(&ping.common, JoinOptions::default().ttl(ping.ttl))?);
     let (unicast, unicast_port) = open_unicast(&group, ping.unicast_port)?;
     let me = random_id();
+    let gate = Arc::new(Gate {
+        keyed: ping.common.key_file.is_some(),
+        unicast_port,
+        trusted: Default::default(),
+        budgets: Default::default(),
+    });
+    for &ip in &ping.peer {
+        gate.trust(ip);
+    }
     let (events, inbox) = mpsc::channel();
-    spawn_multicast_receiver(Arc::clone(&group), me, unicast_port, events.clone());
+    spawn_multicast_receiver(Arc::clone(&group), me, Arc::clone(&gate), events.clone());
     let unicast_rx = unicast.try_clone().map_err(|e| e.to_string())?;
-    std::thread::spawn(move || receive_unicast(&unicast_rx, me, unicast_port, &events));
+    std::thread::spawn(move || receive_unicast(&unicast_rx, me, &gate, &events));
     catch_interrupts();
     eprintln!(
         "mcat: pinging {} (unicast port {unicast_port}), every {interval:?}",
@@ -273,17 +355,24 @@ impl Session {
         }
     }
 
-    /// The peer with this id, or else at this address, made known now if it was not.
-    fn peer(&mut self, id: Option<u64>, addr: SocketAddr) -> &mut Peer {
+    /// The peer with this id, or else at this address, made known now if it was not;
+    /// `None` once [`MAX_PEERS`] are known (said once).
+    ///
+    /// One peer per address: every ping's unicast socket is on the same port, so one
+    /// host runs one ping, and a new id there is that ping restarted (or a forger's next
+    /// id, which then costs one peer, not one per id).
+    fn peer(&mut self, id: Option<u64>, addr: SocketAddr) -> Option<&mut Peer> {
         let found = self
             .peers
             .iter()
             .position(|p| id.is_some() && p.id == id)
-            .or_else(|| {
-                self.peers
-                    .iter()
-                    .position(|p| p.id.is_none() && p.addr == addr)
-            });
+            .or_else(|| self.peers.iter().position(|p| p.addr == addr));
+        if found.is_none() && self.peers.len() >= MAX_PEERS {
+            self.warn(format!(
+                "more than {MAX_PEERS} peers: the others are ignored: peer limit"
+            ));
+            return None;
+        }
         let index = found.unwrap_or_else(|| {
             self.peers.push(Peer {
                 id,
@@ -297,9 +386,9 @@ impl Session {
             self.peers.len() - 1
         });
         let peer = &mut self.peers[index];
-        peer.id = peer.id.or(id);
+        peer.id = id.or(peer.id);
         peer.addr = addr;
-        peer
+        Some(peer)
     }
 
     /// Takes in what a receiving thread heard; a receiver's failure ends the run.
@@ -310,7 +399,9 @@ impl Session {
                 self.peer(Some(id), addr);
             }
             Event::Bye { id, addr } => {
-                self.peer(Some(id), addr).bye_at.get_or_insert(next_seq);
+                if let Some(peer) = self.peer(Some(id), addr) {
+                    peer.bye_at.get_or_insert(next_seq);
+                }
             }
             Event::Answer {
                 id,
@@ -333,7 +424,9 @@ impl Session {
             return; // not an answer to a probe of this run
         }
         let rtt_ms = (now_ns - sent_ns) as f64 / 1e6;
-        let peer = self.peer(Some(id), addr);
+        let Some(peer) = self.peer(Some(id), addr) else {
+            return;
+        };
         let tally = match path {
             Path::Multicast => &mut peer.multicast,
             Path::Unicast => &mut peer.unicast,
@@ -526,11 +619,11 @@ fn random_id() -> u64 {
     hasher.finish()
 }
 
-/// A datagram of mcat ping's: its type, sender id, sender's unicast port, seq, time.
+/// A datagram of mcat ping's: its type, sender id, seq, time. (Its "uport", the
+/// sender's unicast port, is not read: unicast goes only to this ping's own port.)
 struct Parsed {
     kind: String,
     id: u64,
-    unicast_port: u16,
     seq: u64,
     sent_ns: u64,
     to: Option<u64>,
@@ -544,7 +637,6 @@ fn parse(data: &[u8]) -> Option<Parsed> {
     Some(Parsed {
         kind: value.get("type")?.as_str()?.to_owned(),
         id: value.get("id")?.as_u64()?,
-        unicast_port: u16::try_from(value.get("uport")?.as_u64()?).ok()?,
         seq: value.get("seq")?.as_u64()?,
         sent_ns: value.get("t")?.as_u64()?,
         to: value.get("to").and_then(Value::as_u64),
@@ -581,30 +673,37 @@ fn event_for(message: &Parsed, me: u64, addr: SocketAddr, path: Path) -> Option<
 }
 
 /// What both receiving threads do with a datagram of `path` from `source`: skip this
-/// host's own and others' traffic, answer a probe the way it came (`answer`), and tell
-/// the main loop. False once the main loop is gone.
+/// host's own, others' traffic and what the gate refuses, answer a probe the way it came
+/// (`answer`, within the source's budget), and tell the main loop. False once the main
+/// loop is gone.
 fn hear(
     data: &[u8],
     source: SocketAddr,
     path: Path,
-    (me, unicast_port): (u64, u16),
+    (me, gate): (u64, &Gate),
     events: &mpsc::Sender<Event>,
     answer: impl FnOnce(&[u8]),
 ) -> bool {
+    if !gate.admits(source, path) {
+        return true;
+    }
     let Some(message) = parse(data).filter(|m| m.id != me) else {
         return true;
     };
-    if message.kind == "probe" {
-        answer(&answer_to(&message, me, unicast_port));
+    if path == Path::Multicast {
+        gate.trust(source.ip());
     }
-    let addr = SocketAddr::new(source.ip(), message.unicast_port);
+    if message.kind == "probe" && gate.may_answer(source.ip(), path) {
+        answer(&answer_to(&message, me, gate.unicast_port));
+    }
+    let addr = SocketAddr::new(source.ip(), gate.unicast_port);
     event_for(&message, me, addr, path).is_none_or(|event| events.send(event).is_ok())
 }
 
 fn spawn_multicast_receiver(
     group: Arc<Group>,
     me: u64,
-    unicast_port: u16,
+    gate: Arc<Gate>,
     events: mpsc::Sender<Event>,
 ) {
     std::thread::spawn(move || {
@@ -623,7 +722,7 @@ fn spawn_multicast_receiver(
                 data,
                 received.source,
                 Path::Multicast,
-                (me, unicast_port),
+                (me, &gate),
                 &events,
                 answer,
             ) {
@@ -633,7 +732,7 @@ fn spawn_multicast_receiver(
     });
 }
 
-fn receive_unicast(socket: &UdpSocket, me: u64, unicast_port: u16, events: &mpsc::Sender<Event>) {
+fn receive_unicast(socket: &UdpSocket, me: u64, gate: &Gate, events: &mpsc::Sender<Event>) {
     let mut buf = [0u8; 2048];
     loop {
         let (len, source) = match socket.recv_from(&mut buf) {
@@ -644,12 +743,13 @@ fn receive_unicast(socket: &UdpSocket, me: u64, unicast_port: u16, events: &mpsc
                 return drop(events.send(Event::Failed(format!("unicast receive failed: {e}"))))
             }
         };
+        // The gate let it in only from the unicast port: the answer goes back there.
         let answer = |reply: &[u8]| drop(socket.send_to(reply, source));
         if !hear(
             &buf[..len],
             source,
             Path::Unicast,
-            (me, unicast_port),
+            (me, gate),
             events,
             answer,
         ) {
