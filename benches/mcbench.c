@@ -20,6 +20,10 @@
  *   mcbench bsend SIZE SECONDS PORT MIXED mc_send_batch, 64 per call (MIXED=1: sizes vary)
  *   mcbench brecv SIZE SECONDS PORT GRO   mc_receive_batch, 64 slots (GRO=1: UDP_GRO on)
  *   mcbench send raw SIZE SECONDS PORT    the per-message baseline for the batch pairs
+ *   mcbench upkeep GROUPS EVENTS          the upkeep thread's CPU while GROUPS groups are
+ *                                         joined on MC_TEST_IFACE and EVENTS interface
+ *                                         events happen elsewhere (veth pairs added
+ *                                         and deleted, one `ip` command each)
  *
  * IMPL "auth" is libmulticast on an authenticated group (a fixed group key): every
  * datagram sealed and opened with ChaCha20-Poly1305.
@@ -28,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -493,6 +498,66 @@ static int mode_brecv(size_t size, double seconds, int port, int gro) {
     return 0;
 }
 
+/* CPU seconds the library's upkeep thread has used (its name in /proc/self/task). */
+static double upkeep_cpu(void) {
+    char path[300], comm[32];
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks) die("/proc/self/task");
+    for (struct dirent *task; (task = readdir(tasks));) {
+        const char *tid = task->d_name;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        int named = fgets(comm, sizeof comm, f) && strncmp(comm, "libmulticast-up", 15) == 0;
+        fclose(f);
+        if (!named) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
+        f = fopen(path, "r");
+        char line[1024];
+        if (!f || !fgets(line, sizeof line, f)) die("upkeep thread stat");
+        fclose(f);
+        unsigned long utime = 0, stime = 0;
+        /* After the command's closing parenthesis: state, then 10 fields, utime, stime. */
+        if (sscanf(strrchr(line, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+            die("upkeep thread stat fields");
+        closedir(tasks);
+        return (double)(utime + stime) / ticks;
+    }
+    die("no upkeep thread");
+    return 0;
+}
+
+static int mode_upkeep(int groups, int events) {
+    mc_group **g = calloc((size_t)groups, sizeof *g);
+    for (int i = 0; i < groups; i++) {
+        char group[32];
+        snprintf(group, sizeof group, "239.77.%d.%d", i / 250, i % 250 + 1);
+        if (mc_join(group, PORT, getenv("MC_TEST_IFACE"), &g[i]) != MC_OK) die("mc_join");
+    }
+    double before = upkeep_cpu(), start = now();
+    for (int i = 0; i < events; i++) {
+        char cmd[128];
+        int n = i / 2 % 50;
+        if (i % 2)
+            snprintf(cmd, sizeof cmd, "ip link del mcchurn%d", n);
+        else
+            snprintf(cmd, sizeof cmd, "ip link add mcchurn%d type veth peer name mcchurn%dp", n, n);
+        if (system(cmd) != 0) die("ip link");
+    }
+    double wall = now() - start;
+    /* Let the thread finish the last burst before its CPU is read. */
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    double cpu = upkeep_cpu() - before;
+    printf("{\"mode\":\"upkeep\",\"groups\":%d,\"events\":%d,\"seconds\":%.6f,\"cpu\":%.4f,"
+           "\"cpu_ms_per_1000\":%.2f}\n",
+           groups, events, wall, cpu, cpu * 1e6 / events);
+    for (int i = 0; i < groups; i++) mc_free(g[i]);
+    free(g);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!getenv("MC_NETNS")) {
         fprintf(stderr, "mcbench: refusing to run outside scripts/netns (no MC_NETNS)\n");
@@ -516,6 +581,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "pong") == 0) return mode_pong(argv[2], atof(argv[3]));
     if (argc == 4 && strcmp(argv[1], "timeouts") == 0) return mode_timeouts(argv[2], atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "handles") == 0) return mode_handles(atol(argv[2]), atof(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "upkeep") == 0) return mode_upkeep(atoi(argv[2]), atoi(argv[3]));
     fprintf(stderr, "usage: see the comment at the top of benches/mcbench.c\n");
     return 2;
 }

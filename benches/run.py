@@ -213,6 +213,16 @@ def main():
             print(f"timeout {row['timeout_ms']:6g} ms {impl}: mean overrun {row['mean_overrun_ms']:.3f} ms, "
                   f"worst {row['max_overrun_ms']:.3f} ms", flush=True)
 
+    # The upkeep thread during interface churn elsewhere on the host: its CPU per 1,000
+    # link events with 100 groups joined, against 1 group (work per event should not
+    # grow with groups the event cannot affect).
+    events = 100 if args.smoke else 1000
+    res = alternate(1 if args.smoke else 3, ["100", "1"], lambda n: run(C, "upkeep", n, events))
+    raw["upkeep"] = res
+    pair("upkeep CPU per 1,000 interface events, 100 groups vs 1 (ms)", res["100"], res["1"],
+         "cpu_ms_per_1000", 2.0, higher_is_better=False,
+         note="veth pairs added and deleted elsewhere; the thread's own CPU from /proc")
+
     # Scale: joined handles per process.
     raw["handles"] = {}
     for n in ([1, 10] if args.smoke else [1, 10, 100, 1000]):

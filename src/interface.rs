@@ -34,11 +34,31 @@ pub fn resolve(spec: &str) -> Result<Interface> {
 /// Resolves `spec` for a group of the given family (`v6`: IPv6, which needs no address
 /// on the interface): a name, one of the interface's addresses, or (IPv6 zones) an index.
 pub fn resolve_for(spec: &str, v6: bool) -> Result<Interface> {
-    let addrs =
-        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
-    match spec.parse::<u32>() {
-        Ok(index) if v6 => resolve_index_in(index, &addrs, v6),
-        _ => resolve_in(spec, &addrs, v6),
+    Interfaces::list()?.resolve(spec, v6)
+}
+
+/// This host's interfaces as listed once, so that many names are resolved against one
+/// listing (the upkeep thread checks every group against one per burst of changes).
+pub(crate) struct Interfaces(Vec<sys::InterfaceAddr>);
+
+impl Interfaces {
+    pub(crate) fn list() -> Result<Interfaces> {
+        sys::interface_addrs()
+            .map(Interfaces)
+            .map_err(|e| Error::io("cannot list network interfaces", &e))
+    }
+
+    /// As [`resolve_for`].
+    pub(crate) fn resolve(&self, spec: &str, v6: bool) -> Result<Interface> {
+        match spec.parse::<u32>() {
+            Ok(index) if v6 => resolve_index_in(index, &self.0, v6),
+            _ => resolve_in(spec, &self.0, v6),
+        }
+    }
+
+    /// As [`resolve_index_for`].
+    pub(crate) fn resolve_index(&self, index: u32, v6: bool) -> Result<Interface> {
+        resolve_index_in(index, &self.0, v6)
     }
 }
 
@@ -50,9 +70,7 @@ pub fn resolve_index(index: u32) -> Result<Interface> {
 
 /// Resolves a kernel interface index for a group of the given family.
 pub fn resolve_index_for(index: u32, v6: bool) -> Result<Interface> {
-    let addrs =
-        sys::interface_addrs().map_err(|e| Error::io("cannot list network interfaces", &e))?;
-    resolve_index_in(index, &addrs, v6)
+    Interfaces::list()?.resolve_index(index, v6)
 }
 
 fn resolve_index_in(index: u32, addrs: &[sys::InterfaceAddr], v6: bool) -> Result<Interface> {

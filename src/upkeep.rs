@@ -16,6 +16,7 @@
 //! and an immediate join, which makes the kernel send an unsolicited report, so a
 //! snooping switch without a querier keeps forwarding the group.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use crate::interface::{self, Interface};
+use crate::interface::{Interface, Interfaces};
 use crate::membership::Membership;
 use crate::platform;
 use crate::sys;
@@ -133,7 +134,7 @@ impl Watched {
     /// checked, and joined again if need be, when its state is asked for.
     fn check_without_events(&self) {
         if !platform::capabilities().interface_events {
-            self.refresh(Instant::now());
+            self.refresh(Instant::now(), &mut Burst::default());
         }
     }
 
@@ -141,13 +142,14 @@ impl Watched {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Brings the membership in line with the interfaces as they are now, and
-    /// re-announces it when due. Returns when it next wants to be called, if ever.
-    fn refresh(&self, now: Instant) -> Option<Instant> {
+    /// Brings the membership in line with the interfaces as they are now (as `burst`
+    /// lists them), and re-announces it when due. Returns when it next wants to be
+    /// called, if ever.
+    fn refresh(&self, now: Instant, burst: &mut Burst) -> Option<Instant> {
         if sys::fork_generation() != self.generation {
             return None;
         }
-        let found = self.find();
+        let found = self.find(burst);
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = guard.as_ref()?;
         let mut state = self.lock();
@@ -186,17 +188,24 @@ impl Watched {
     }
 
     /// The interface the group should be on now.
-    fn find(&self) -> Found {
+    fn find(&self, burst: &mut Burst) -> Found {
         let v6 = self.group.is_ipv6();
-        let found = match &self.wanted {
-            Wanted::Route => match platform::route_interface(self.group) {
-                Ok(index) => interface::resolve_index_for(index, v6),
+        let index = match &self.wanted {
+            Wanted::Route => match burst.route(self.group) {
+                Ok(index) => index,
                 // No route lookup on this system: the kernel's choice cannot be followed.
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Found::Unknown,
+                Err(std::io::ErrorKind::Unsupported) => return Found::Unknown,
                 Err(_) => return Found::Gone,
             },
-            Wanted::Spec(spec) => interface::resolve_for(spec, v6),
-            Wanted::Index(index) => interface::resolve_index_for(*index, v6),
+            Wanted::Index(index) => *index,
+            Wanted::Spec(_) => 0,
+        };
+        let Some(interfaces) = burst.interfaces() else {
+            return Found::Unknown; // cannot list them now: leave the group as it is
+        };
+        let found = match &self.wanted {
+            Wanted::Spec(spec) => interfaces.resolve(spec, v6),
+            _ => interfaces.resolve_index(index, v6),
         };
         found.map_or(Found::Gone, Found::Here)
     }
@@ -215,6 +224,30 @@ impl Watched {
             let _ = state.membership.point_sends(socket);
         }
         true
+    }
+}
+
+/// What one burst of announcements is checked against, looked up once for all groups:
+/// the interfaces, and the multicast route of each group address asked about. Work per
+/// burst then grows with the groups only by a lookup in memory each.
+#[derive(Default)]
+struct Burst {
+    interfaces: Option<Option<Interfaces>>,
+    routes: HashMap<IpAddr, Result<u32, std::io::ErrorKind>>,
+}
+
+impl Burst {
+    fn interfaces(&mut self) -> Option<&Interfaces> {
+        self.interfaces
+            .get_or_insert_with(|| Interfaces::list().ok())
+            .as_ref()
+    }
+
+    fn route(&mut self, group: IpAddr) -> Result<u32, std::io::ErrorKind> {
+        *self
+            .routes
+            .entry(group)
+            .or_insert_with(|| platform::route_interface(group).map_err(|e| e.kind()))
     }
 }
 
@@ -328,5 +361,9 @@ fn refresh_all(now: Instant) -> Option<Instant> {
         groups.retain(|g| g.strong_count() > 0);
         groups.iter().filter_map(Weak::upgrade).collect()
     };
-    groups.iter().filter_map(|g| g.refresh(now)).min()
+    let mut burst = Burst::default();
+    groups
+        .iter()
+        .filter_map(|g| g.refresh(now, &mut burst))
+        .min()
 }
