@@ -416,7 +416,14 @@ fn exit_code_within_5s(args: &[String]) -> Option<i32> {
 /// Every duration option, with a command that ends at once whatever the duration is
 /// (a listen for no datagrams, a ping of no probes), unless it says otherwise.
 fn duration_commands(group: &str, value: &str) -> Vec<Vec<String>> {
-    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    // Each ping on a unicast port of its own (PORT+1 may be another test's group port).
+    let args = |list: &[&str]| {
+        let mut args: Vec<String> = list.iter().map(|a| a.to_string()).collect();
+        if list[0] == "ping" {
+            args.extend(["--unicast-port".to_owned(), unique_port().to_string()]);
+        }
+        args
+    };
     vec![
         args(&["listen", group, "--count", "0", "--timeout", value]),
         args(&["listen", group, "--count", "0", "--stats", value]),

@@ -116,6 +116,9 @@ struct Peer {
 /// The most peers a ping keeps, and so probes each round: probes under ever new ids (a
 /// forger's) cannot make it send to more.
 const MAX_PEERS: usize = 256;
+/// The most peers at one address (pings on one host, each with its --unicast-port): a
+/// forger naming ever new ports costs this many peers.
+const MAX_PEERS_PER_ADDRESS: usize = 4;
 /// What one source address can make a ping answer on one path: a burst of this many,
 /// then this many per second (a ping every 20 ms still gets every answer).
 const ANSWERS_PER_SECOND: f64 = 50.0;
@@ -128,8 +131,7 @@ struct Gate {
     /// A keyed ping learns peers only from authenticated multicast probes (and --peer):
     /// unicast datagrams from any other address are neither answered nor counted.
     keyed: bool,
-    /// The port of every host's unicast socket: unicast probes come from it and all
-    /// unicast traffic goes to it, never to a port a datagram names.
+    /// This ping's unicast port, named in its messages.
     unicast_port: u16,
     trusted: std::sync::RwLock<HashSet<IpAddr>>,
     budgets: std::sync::Mutex<std::collections::HashMap<(IpAddr, bool), (f64, Instant)>>,
@@ -145,12 +147,14 @@ impl Gate {
         }
     }
 
-    /// Whether a datagram from `source` over `path` is worth reading at all.
-    fn admits(&self, source: SocketAddr, path: Path) -> bool {
+    /// Whether `message` from `source` over `path` is to be heard at all. Unicast comes
+    /// from a ping's unicast socket, so from the port its messages name: answers go
+    /// back there, never to a port a datagram merely names.
+    fn admits(&self, source: SocketAddr, path: Path, message: &Parsed) -> bool {
         match path {
             Path::Multicast => true, // a keyed group has authenticated it already
             Path::Unicast => {
-                source.port() == self.unicast_port
+                source.port() == message.unicast_port
                     && (!self.keyed
                         || self
                             .trusted
@@ -358,20 +362,28 @@ impl Session {
     /// The peer with this id, or else at this address, made known now if it was not;
     /// `None` once [`MAX_PEERS`] are known (said once).
     ///
-    /// One peer per address: every ping's unicast socket is on the same port, so one
-    /// host runs one ping, and a new id there is that ping restarted (or a forger's next
-    /// id, which then costs one peer, not one per id).
+    /// One peer per unicast address (a ping's socket): a new id there is that ping
+    /// restarted, or a forger's next id, which then costs no new peer; and at most
+    /// [`MAX_PEERS_PER_ADDRESS`] per host.
     fn peer(&mut self, id: Option<u64>, addr: SocketAddr) -> Option<&mut Peer> {
         let found = self
             .peers
             .iter()
             .position(|p| id.is_some() && p.id == id)
             .or_else(|| self.peers.iter().position(|p| p.addr == addr));
-        if found.is_none() && self.peers.len() >= MAX_PEERS {
-            self.warn(format!(
-                "more than {MAX_PEERS} peers: the others are ignored: peer limit"
-            ));
-            return None;
+        if found.is_none() {
+            let at_host = self
+                .peers
+                .iter()
+                .filter(|p| p.addr.ip() == addr.ip())
+                .count();
+            if self.peers.len() >= MAX_PEERS || at_host >= MAX_PEERS_PER_ADDRESS {
+                self.warn(format!(
+                    "more than {MAX_PEERS} peers, or {MAX_PEERS_PER_ADDRESS} at one address: \
+                     the others are ignored: peer limit"
+                ));
+                return None;
+            }
         }
         let index = found.unwrap_or_else(|| {
             self.peers.push(Peer {
@@ -619,11 +631,11 @@ fn random_id() -> u64 {
     hasher.finish()
 }
 
-/// A datagram of mcat ping's: its type, sender id, seq, time. (Its "uport", the
-/// sender's unicast port, is not read: unicast goes only to this ping's own port.)
+/// A datagram of mcat ping's: its type, sender id, sender's unicast port, seq, time.
 struct Parsed {
     kind: String,
     id: u64,
+    unicast_port: u16,
     seq: u64,
     sent_ns: u64,
     to: Option<u64>,
@@ -637,6 +649,7 @@ fn parse(data: &[u8]) -> Option<Parsed> {
     Some(Parsed {
         kind: value.get("type")?.as_str()?.to_owned(),
         id: value.get("id")?.as_u64()?,
+        unicast_port: u16::try_from(value.get("uport")?.as_u64()?).ok()?,
         seq: value.get("seq")?.as_u64()?,
         sent_ns: value.get("t")?.as_u64()?,
         to: value.get("to").and_then(Value::as_u64),
@@ -684,19 +697,19 @@ fn hear(
     events: &mpsc::Sender<Event>,
     answer: impl FnOnce(&[u8]),
 ) -> bool {
-    if !gate.admits(source, path) {
-        return true;
-    }
     let Some(message) = parse(data).filter(|m| m.id != me) else {
         return true;
     };
+    if !gate.admits(source, path, &message) {
+        return true;
+    }
     if path == Path::Multicast {
         gate.trust(source.ip());
     }
     if message.kind == "probe" && gate.may_answer(source.ip(), path) {
         answer(&answer_to(&message, me, gate.unicast_port));
     }
-    let addr = SocketAddr::new(source.ip(), gate.unicast_port);
+    let addr = SocketAddr::new(source.ip(), message.unicast_port);
     event_for(&message, me, addr, path).is_none_or(|event| events.send(event).is_ok())
 }
 
@@ -743,7 +756,7 @@ fn receive_unicast(socket: &UdpSocket, me: u64, gate: &Gate, events: &mpsc::Send
                 return drop(events.send(Event::Failed(format!("unicast receive failed: {e}"))))
             }
         };
-        // The gate let it in only from the unicast port: the answer goes back there.
+        // The gate let it in only from the port it names: the answer goes back there.
         let answer = |reply: &[u8]| drop(socket.send_to(reply, source));
         if !hear(
             &buf[..len],
