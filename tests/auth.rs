@@ -387,10 +387,23 @@ fn concurrent_senders_on_one_handle_lose_nothing_to_the_replay_window() {
         "authentic datagrams refused as replays: {counters:?}"
     );
     assert_eq!(
-        received + dropped as usize,
-        THREADS * EACH,
-        "received {received} + kernel drops {dropped} != sent; counters {counters:?}"
+        counters.unauthenticated + counters.unknown_key,
+        0,
+        "{counters:?}"
     );
+    if multicast::capabilities().drop_count {
+        assert_eq!(
+            received + dropped as usize,
+            THREADS * EACH,
+            "received {received} + kernel drops {dropped} != sent; counters {counters:?}"
+        );
+    } else {
+        // The portable path has no drop count: only a full buffer may have taken some.
+        assert!(
+            received > 0 && received <= THREADS * EACH,
+            "received {received}"
+        );
+    }
 }
 
 /// A flood of forgeries never holds a receive past its deadline: the loop that drops
