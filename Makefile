@@ -3,6 +3,7 @@
 #   make demo      install what the demo needs, build, and run two members discovering each other
 #   make test      set up, build, and run every test (what .ci/run runs)
 #   make install   PREFIX=/usr/local DESTDIR= : library, header, pkg-config and CMake files, mcat
+#                  with its manual pages and completions (make uninstall removes them)
 #   make deb       Debian/Ubuntu packages libmulticast0, libmulticast-dev and mcat in build/deb
 #   make header    regenerate include/multicast.h after changing the C API
 #   make fuzz      FUZZ_SECONDS=20 : each libFuzzer target that long (private netns)
@@ -12,11 +13,18 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
-COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPLETIONDIR ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
 MINOR   := $(word 2,$(subst ., ,$(VERSION)))
 STATIC_LIBS := $(shell cat scripts/native-static-libs)
+# Where the CMake config finds the library and header, from its own directory.
+CONFIG_TO_LIBDIR = $(shell realpath -m --relative-to=$(LIBDIR)/cmake/multicast $(LIBDIR))
+CONFIG_TO_INCDIR = $(shell realpath -m --relative-to=$(LIBDIR)/cmake/multicast $(INCDIR))
 CARGO   ?= cargo
 CC      ?= cc
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g
@@ -102,9 +110,11 @@ install: build
 	# where gdb finds it through the .gnu_debuglink the stripped copy carries.
 	objcopy --only-keep-debug target/release/libmulticast.so \
 		$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.$(VERSION).debug
-	objcopy --strip-debug --add-gnu-debuglink=$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.$(VERSION).debug \
+	objcopy --strip-unneeded --remove-section=.comment --remove-section=.note \
+		--add-gnu-debuglink=$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.$(VERSION).debug \
 		target/release/libmulticast.so $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
-	chmod 0755 $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	# A shared library is not a program: not executable (Debian policy 8.1).
+	chmod 0644 $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
 	ln -sf libmulticast.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmulticast.so.$(MAJOR)
 	ln -sf libmulticast.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libmulticast.so
 	objcopy --strip-debug target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
@@ -112,15 +122,21 @@ install: build
 	install -m 0644 include/multicast.h $(DESTDIR)$(INCDIR)/multicast.h
 	install -d $(DESTDIR)$(LIBDIR)/cmake/multicast
 	for cm in multicastConfig multicastConfigVersion; do \
-		sed -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-			-e 's|@MAJOR@|$(MAJOR)|' -e 's|@MINOR@|$(MINOR)|' \
+		sed -e 's|@CONFIG_TO_LIBDIR@|$(CONFIG_TO_LIBDIR)|' -e 's|@CONFIG_TO_INCDIR@|$(CONFIG_TO_INCDIR)|' \
+			-e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' -e 's|@MINOR@|$(MINOR)|' \
 			-e 's|@STATIC_LIBS_CMAKE@|$(subst $(eval) ,;,$(patsubst -l%,%,$(STATIC_LIBS)))|' \
 			$$cm.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/multicast/$$cm.cmake || exit 1; \
 	done
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(COMPLETIONDIR)
-	objcopy --strip-debug target/release/mcat $(DESTDIR)$(BINDIR)/mcat
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(ZSHCOMPLETIONDIR) \
+		$(DESTDIR)$(FISHCOMPLETIONDIR) $(DESTDIR)$(MANDIR)/man1
+	objcopy --strip-all --remove-section=.comment --remove-section=.note \
+		target/release/mcat $(DESTDIR)$(BINDIR)/mcat
 	chmod 0755 $(DESTDIR)$(BINDIR)/mcat
 	target/release/mcat completions bash > $(DESTDIR)$(COMPLETIONDIR)/mcat
+	target/release/mcat completions zsh > $(DESTDIR)$(ZSHCOMPLETIONDIR)/_mcat
+	target/release/mcat completions fish > $(DESTDIR)$(FISHCOMPLETIONDIR)/mcat.fish
+	rm -rf $(B)/man && mkdir -p $(B)/man && target/release/mcat man $(B)/man
+	for page in $(B)/man/*.1; do gzip -9n < $$page > $(DESTDIR)$(MANDIR)/man1/$${page##*/}.gz || exit 1; done
 	for pc in multicast multicast-static; do \
 		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 			-e 's|@VERSION@|$(VERSION)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
@@ -131,6 +147,10 @@ install: build
 deb: build
 	scripts/deb
 
+# Removes every file install made, then each directory it leaves empty, up to (not
+# including) the prefix.
+INSTALL_DIRS = $(LIBDIR)/.debug $(LIBDIR)/cmake/multicast $(LIBDIR)/pkgconfig $(INCDIR) \
+	$(BINDIR) $(COMPLETIONDIR) $(ZSHCOMPLETIONDIR) $(FISHCOMPLETIONDIR) $(MANDIR)/man1
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmulticast.so* $(DESTDIR)$(LIBDIR)/libmulticast.a \
 		$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.*.debug \
@@ -138,7 +158,14 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/pkgconfig/multicast-static.pc \
 		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfig.cmake \
 		$(DESTDIR)$(LIBDIR)/cmake/multicast/multicastConfigVersion.cmake \
-		$(DESTDIR)$(BINDIR)/mcat $(DESTDIR)$(COMPLETIONDIR)/mcat
+		$(DESTDIR)$(BINDIR)/mcat $(DESTDIR)$(COMPLETIONDIR)/mcat \
+		$(DESTDIR)$(ZSHCOMPLETIONDIR)/_mcat $(DESTDIR)$(FISHCOMPLETIONDIR)/mcat.fish \
+		$(DESTDIR)$(MANDIR)/man1/mcat.1.gz $(DESTDIR)$(MANDIR)/man1/mcat-*.1.gz
+	for dir in $(INSTALL_DIRS); do \
+		while [ "$$dir" != "$(PREFIX)" ] && [ "$$dir" != / ] && rmdir "$(DESTDIR)$$dir" 2>/dev/null; do \
+			dir=$$(dirname "$$dir"); \
+		done; \
+	done
 
 clean:
 	rm -rf $(B)

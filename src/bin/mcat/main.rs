@@ -62,6 +62,12 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write mcat's manual pages into DIR: mcat.1 and one per subcommand (mcat-listen.1,
+    /// ...), as `make install` installs them.
+    Man {
+        /// The directory (it must exist).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -127,6 +133,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "mcat", &mut io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Man { dir } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| format!("cannot write manual pages into {}: {e}", dir.display())),
     };
     outcome.unwrap_or_else(|message| {
         eprintln!("mcat: {message}");
