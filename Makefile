@@ -32,7 +32,7 @@ B       := build
 LIB     := $(B)/lib
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build lib header c-tests examples test demo fuzz bench install uninstall deb clean
+.PHONY: all setup build lib header c-tests examples test demo fuzz bench install install-unstripped uninstall deb clean
 
 all: lib c-tests examples
 
@@ -103,8 +103,15 @@ fuzz: setup
 bench: setup
 	scripts/bench
 
+# STRIP=no (make install-unstripped) leaves stripping to a packager's tool (debian/rules:
+# dh_strip, which keeps the debug information in -dbgsym packages).
+STRIP ?= yes
+install-unstripped:
+	$(MAKE) install STRIP=no
+
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+ifeq ($(STRIP),yes)
 	install -d $(DESTDIR)$(LIBDIR)/.debug
 	# Stripped libraries; the shared library's debug information beside it in .debug/,
 	# where gdb finds it through the .gnu_debuglink the stripped copy carries.
@@ -113,12 +120,18 @@ install: build
 	objcopy --strip-unneeded --remove-section=.comment --remove-section=.note \
 		--add-gnu-debuglink=$(DESTDIR)$(LIBDIR)/.debug/libmulticast.so.$(VERSION).debug \
 		target/release/libmulticast.so $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	objcopy --strip-debug target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
+	objcopy --strip-all --remove-section=.comment --remove-section=.note \
+		target/release/mcat $(B)/mcat.install
+else
+	cp target/release/libmulticast.so $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	cp target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
+	mkdir -p $(B) && cp target/release/mcat $(B)/mcat.install
+endif
 	# A shared library is not a program: not executable (Debian policy 8.1).
-	chmod 0644 $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION)
+	chmod 0644 $(DESTDIR)$(LIBDIR)/libmulticast.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmulticast.a
 	ln -sf libmulticast.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmulticast.so.$(MAJOR)
 	ln -sf libmulticast.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libmulticast.so
-	objcopy --strip-debug target/release/libmulticast.a $(DESTDIR)$(LIBDIR)/libmulticast.a
-	chmod 0644 $(DESTDIR)$(LIBDIR)/libmulticast.a
 	install -m 0644 include/multicast.h $(DESTDIR)$(INCDIR)/multicast.h
 	install -d $(DESTDIR)$(LIBDIR)/cmake/multicast
 	for cm in multicastConfig multicastConfigVersion; do \
@@ -129,9 +142,7 @@ install: build
 	done
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(ZSHCOMPLETIONDIR) \
 		$(DESTDIR)$(FISHCOMPLETIONDIR) $(DESTDIR)$(MANDIR)/man1
-	objcopy --strip-all --remove-section=.comment --remove-section=.note \
-		target/release/mcat $(DESTDIR)$(BINDIR)/mcat
-	chmod 0755 $(DESTDIR)$(BINDIR)/mcat
+	install -m 0755 $(B)/mcat.install $(DESTDIR)$(BINDIR)/mcat
 	target/release/mcat completions bash > $(DESTDIR)$(COMPLETIONDIR)/mcat
 	target/release/mcat completions zsh > $(DESTDIR)$(ZSHCOMPLETIONDIR)/_mcat
 	target/release/mcat completions fish > $(DESTDIR)$(FISHCOMPLETIONDIR)/mcat.fish
