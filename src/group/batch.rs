@@ -108,7 +108,7 @@ impl Group {
     /// `received` (which must be as long): waits up to `timeout` for the first, then takes
     /// whatever else is already queued without waiting. Returns how many were filled (0 on
     /// timeout). A datagram larger than its buffer stays queued; the batch ends before it
-    /// (or fails with [`ErrorKind::BufferTooSmall`] if it is the first).
+    /// (or fails with [`ErrorKind::BufferTooSmall`](crate::ErrorKind::BufferTooSmall) if it is the first).
     pub fn receive_batch(
         &self,
         timeout: Timeout,

@@ -140,7 +140,7 @@ impl Group {
     }
 
     /// The largest message this group sends: 65,507 bytes for IPv4, 65,527 for IPv6,
-    /// less [`auth::OVERHEAD`] (30) for an authenticated group.
+    /// less [`auth::OVERHEAD`](crate::auth::OVERHEAD) (30) for an authenticated group.
     pub fn max_message_size(&self) -> usize {
         self.max_payload()
     }

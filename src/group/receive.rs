@@ -29,7 +29,7 @@ pub(super) struct Coalesced {
 impl Group {
     /// Receives one datagram into `buf`. `Ok(None)` means the timeout passed with nothing
     /// received. A datagram larger than `buf` is not consumed: the error is
-    /// [`ErrorKind::BufferTooSmall`] with [`Error::needed_len`] set.
+    /// [`ErrorKind::BufferTooSmall`](crate::ErrorKind::BufferTooSmall) with [`Error::needed_len`] set.
     pub fn receive(&self, timeout: Timeout, buf: &mut [u8]) -> Result<Option<Received>> {
         let deadline = Deadline::after(timeout);
         let guard = self.read_socket("receive")?;
