@@ -1,56 +1,87 @@
-"""Builds the Rust library with cargo and puts it inside the package, so that
-`pip install ./bindings/python` gives a package that imports with no other set-up.
+"""The package's build, by setuptools-rust: the crate is built as the C library (the
+`capi` feature, a cdylib with the SONAME libmulticast.so.<major>, as the Makefile builds
+it) and bundled inside the package as ``libmulticast/libmulticast.so.<major>``, a name
+that is no importable module (so ``help(libmulticast)`` lists no such submodule).
 
-The checkout this file sits in (two levels up) is built as the C library (`cargo rustc
---features capi --crate-type cdylib,staticlib -- -C link-arg=...soname`, exactly as the
-Makefile does,
-so the two share one build);
-$LIBMULTICAST_CARGO names another cargo. The wheel is platform-specific, since it
-carries a native library.
+The crate is two levels up in the checkout; an sdist carries a copy of its sources in
+``crate/`` (added when the sdist is made), so it builds anywhere cargo is installed.
+The wheel holds no CPython extension, only a library loaded with ctypes: it is tagged
+``py3-none-<platform>`` and installs on every Python 3. ``auditwheel repair`` turns the
+platform into the manylinux one the library's symbol versions allow.
 """
 import os
 import pathlib
 import re
 import shutil
 import subprocess
+import tarfile
 
 from setuptools import setup
-from setuptools.command.build_py import build_py
-from setuptools.dist import Distribution
+from setuptools.command.bdist_wheel import bdist_wheel
+from setuptools.command.sdist import sdist
+from setuptools_rust import Binding, RustExtension, Strip
+from setuptools_rust.build import build_rust
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+CRATE = HERE / "crate" if (HERE / "crate" / "Cargo.toml").exists() else HERE.parents[1]
 
 
 def version():
-    cargo_toml = (ROOT / "Cargo.toml").read_text()
-    return re.search(r'(?m)^version = "([^"]+)"', cargo_toml).group(1)
+    return re.search(r'(?m)^version = "([^"]+)"', (CRATE / "Cargo.toml").read_text()).group(1)
 
 
-class BuildWithLibrary(build_py):
-    """build_py, then cargo's release library copied into the built package."""
-
-    def run(self):
-        super().run()
-        cargo = os.environ.get("LIBMULTICAST_CARGO", "cargo")
-        major = version().split(".")[0]
-        subprocess.run([cargo, "rustc", "--release", "--lib", "--features", "capi", "--crate-type", "cdylib,staticlib",
-                        "--manifest-path", str(ROOT / "Cargo.toml"),
-                        "--", "-C", f"link-arg=-Wl,-soname,libmulticast.so.{major}"],
-                       check=True, cwd=ROOT)  # in the checkout, so its .cargo/config.toml applies
-        target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        built = target / "release" / "libmulticast.so"
-        destination = pathlib.Path(self.build_lib) / "libmulticast" / "libmulticast.so"
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built, destination)
-        # Debug information stays in the checkout's build; the wheel gets a stripped copy.
-        if shutil.which("strip"):
-            subprocess.run(["strip", "--strip-debug", str(destination)], check=True)
+MAJOR = version().split(".")[0]
 
 
-class NativeDistribution(Distribution):
-    def has_ext_modules(self):
-        return True
+class BundledLibrary(build_rust):
+    """Puts the built library where the loader and its SONAME expect it."""
+
+    def get_dylib_ext_path(self, ext, target_fname):
+        build_ext = self.get_finalized_command("build_ext")
+        package = build_ext.get_ext_fullpath(ext.name).rsplit(os.sep, 1)[0]
+        return os.path.join(package, f"libmulticast.so.{MAJOR}")
 
 
-setup(version=version(), cmdclass={"build_py": BuildWithLibrary}, distclass=NativeDistribution)
+class AnyPython3(bdist_wheel):
+    """py3-none-<platform>: a native library, but no CPython ABI."""
+
+    def get_tag(self):
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
+class SdistWithCrate(sdist):
+    """The sdist carries the crate as `cargo package` packs it for crates.io (sources,
+    header, a normalized Cargo.toml and the lock file), so it builds outside the checkout."""
+
+    def make_release_tree(self, base_dir, files):
+        super().make_release_tree(base_dir, files)
+        target = pathlib.Path(base_dir) / "crate"
+        if CRATE.parent == HERE:  # an sdist made from an sdist: its copy as it is
+            shutil.copytree(CRATE, target)
+            return
+        cargo = os.environ.get("CARGO", "cargo")
+        subprocess.run([cargo, "package", "--offline", "--no-verify", "--allow-dirty", "--quiet",
+                        "--manifest-path", str(CRATE / "Cargo.toml")], check=True)
+        packed = CRATE / "target" / "package" / f"libmulticast-{version()}.crate"
+        with tarfile.open(packed) as crate:
+            # The "data" filter where this Python has it (3.12, and 3.8-3.11 updates).
+            crate.extractall(target.parent, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        (target.parent / f"libmulticast-{version()}").rename(target)
+
+
+setup(
+    version=version(),
+    rust_extensions=[
+        RustExtension(
+            "libmulticast._library",
+            path=str(CRATE / "Cargo.toml"),
+            binding=Binding.NoBinding,
+            features=["capi"],
+            rustc_flags=["-C", f"link-arg=-Wl,-soname,libmulticast.so.{MAJOR}"],
+            strip=Strip.Debug,
+            py_limited_api=False,
+        )
+    ],
+    cmdclass={"build_rust": BundledLibrary, "bdist_wheel": AnyPython3, "sdist": SdistWithCrate},
+)

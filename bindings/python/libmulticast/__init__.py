@@ -21,7 +21,7 @@ import os
 import pathlib
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, TypedDict
 
 __all__ = [
     "join", "Group", "MulticastError", "InvalidArgumentError", "NotMulticastError",
@@ -40,7 +40,7 @@ def _load() -> ctypes.CDLL:
     if os.environ.get("LIBMULTICAST_PATH"):
         candidates.append(os.environ["LIBMULTICAST_PATH"])
     here = pathlib.Path(__file__).resolve().parent
-    candidates.append(str(here / "libmulticast.so"))
+    candidates.append(str(here / "libmulticast.so.0"))  # bundled by the wheel
     if len(here.parents) > 2:
         candidates.append(str(here.parents[2] / "build" / "lib" / "libmulticast.so"))
     found = ctypes.util.find_library("multicast")
@@ -137,8 +137,14 @@ for _name in ("mc_join", "mc_send", "mc_send_json", "mc_receive", "mc_close", "m
 
 _OK, _TIMEOUT = 0, 1
 
-#: A received datagram: {"data": bytes, "source": "ip:port"}.
-Message = Dict[str, Any]
+class Message(TypedDict):
+    """A received datagram, the dict scriptling's module returns."""
+
+    #: The datagram's bytes.
+    data: bytes
+    #: Its sender, "ip:port" ("[ip%zone]:port" for IPv6).
+    source: str
+
 
 
 class MulticastError(Exception):
@@ -410,7 +416,7 @@ class Group:
         return f"<libmulticast.Group {self.local_addr}>"
 
 
-def capabilities() -> frozenset:
+def capabilities() -> FrozenSet[str]:
     """What the loaded library can do on this system beyond the portable baseline:
     names from "drop_count", "packet_info", "gro", "gso", "batch_syscalls" and
     "interface_events" (all on Linux). Where one is absent, the same calls work with the

@@ -377,7 +377,7 @@ def test_the_expected_package_is_under_test():
     if os.environ.get("MC_PYTHON_INSTALLED") == "1":
         assert "site-packages" in package.parts, package
         assert (package / "py.typed").is_file()
-        assert multicast._lib._name == str(package / "libmulticast.so")
+        assert multicast._lib._name == str(package / "libmulticast.so.0")
     else:
         assert package == pathlib.Path(__file__).resolve().parents[1] / "libmulticast"
 
