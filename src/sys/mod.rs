@@ -161,6 +161,86 @@ pub(crate) fn group_source_membership(
     os::setsockopt(socket, level, name, &request)
 }
 
+/// Zeroes the vector registers. After sealing or opening a datagram they still hold the
+/// cipher's state, the key's words among it, and whatever next saves them to memory (a
+/// signal delivered to the thread, the dynamic linker's lazy binding) would leave a copy
+/// of the key on the thread's stack, past `mc_free`.
+#[inline]
+pub(crate) fn clear_vector_registers() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // glibc's AVX-512 memcpy and memset move data through ymm16-ymm31, which Rust
+            // code built without AVX-512 never uses (so need not be declared): the key
+            // was found in them, copied there by a move of the cipher's state.
+            // SAFETY: zeroes zmm16-zmm31 only, registers this code never allocates.
+            unsafe {
+                std::arch::asm!(
+                    "vpxord zmm16, zmm16, zmm16",
+                    "vpxord zmm17, zmm17, zmm17",
+                    "vpxord zmm18, zmm18, zmm18",
+                    "vpxord zmm19, zmm19, zmm19",
+                    "vpxord zmm20, zmm20, zmm20",
+                    "vpxord zmm21, zmm21, zmm21",
+                    "vpxord zmm22, zmm22, zmm22",
+                    "vpxord zmm23, zmm23, zmm23",
+                    "vpxord zmm24, zmm24, zmm24",
+                    "vpxord zmm25, zmm25, zmm25",
+                    "vpxord zmm26, zmm26, zmm26",
+                    "vpxord zmm27, zmm27, zmm27",
+                    "vpxord zmm28, zmm28, zmm28",
+                    "vpxord zmm29, zmm29, zmm29",
+                    "vpxord zmm30, zmm30, zmm30",
+                    "vpxord zmm31, zmm31, zmm31",
+                    options(nomem, nostack, preserves_flags)
+                );
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: vzeroall zeroes ymm0-ymm15 and nothing else; all are declared
+            // clobbered, so the compiler keeps no value in them across it.
+            unsafe {
+                std::arch::asm!("vzeroall",
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+                    out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+                    out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+                    out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+                    options(nomem, nostack, preserves_flags));
+            }
+        } else {
+            // SAFETY: as above, for the SSE registers every x86-64 has.
+            unsafe {
+                std::arch::asm!(
+                    "xorps xmm0, xmm0", "xorps xmm1, xmm1", "xorps xmm2, xmm2", "xorps xmm3, xmm3",
+                    "xorps xmm4, xmm4", "xorps xmm5, xmm5", "xorps xmm6, xmm6", "xorps xmm7, xmm7",
+                    "xorps xmm8, xmm8", "xorps xmm9, xmm9", "xorps xmm10, xmm10", "xorps xmm11, xmm11",
+                    "xorps xmm12, xmm12", "xorps xmm13, xmm13", "xorps xmm14, xmm14", "xorps xmm15, xmm15",
+                    out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                    out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                    out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                    out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                    options(nomem, nostack, preserves_flags));
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: zeroes v0-v31 (NEON, always present on aarch64), all declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "movi v0.16b, #0", "movi v1.16b, #0", "movi v2.16b, #0", "movi v3.16b, #0",
+            "movi v4.16b, #0", "movi v5.16b, #0", "movi v6.16b, #0", "movi v7.16b, #0",
+            "movi v16.16b, #0", "movi v17.16b, #0", "movi v18.16b, #0", "movi v19.16b, #0",
+            "movi v20.16b, #0", "movi v21.16b, #0", "movi v22.16b, #0", "movi v23.16b, #0",
+            "movi v24.16b, #0", "movi v25.16b, #0", "movi v26.16b, #0", "movi v27.16b, #0",
+            "movi v28.16b, #0", "movi v29.16b, #0", "movi v30.16b, #0", "movi v31.16b, #0",
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
+            out("v6") _, out("v7") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _,
+            out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(nomem, nostack, preserves_flags));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
