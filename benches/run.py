@@ -285,8 +285,11 @@ def members(n, secs):
         f'sleep 0.3; "$MC_LAN_HOST" 1 {C} send lib 64 {secs + 1.0} > "$MC_LAN_DIR/s"; wait; '
         f'cat "$MC_LAN_DIR/s"; for i in $(seq 2 {n}); do cat "$MC_LAN_DIR/r$i"; done'
     )
-    out = subprocess.run([os.path.join(ROOT, "scripts", "lan"), str(n), "--", "bash", "-c", script],
-                         check=True, capture_output=True, text=True, timeout=300).stdout.splitlines()
+    done = subprocess.run([os.path.join(ROOT, "scripts", "lan"), str(n), "--", "bash", "-c", script],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        sys.exit(f"members {n}: scripts/lan exited {done.returncode}: {done.stderr.strip()}")
+    out = done.stdout.splitlines()
     sent = json.loads(out[0])
     received = [json.loads(line)["rate"] for line in out[1:]]
     return {"send_rate": sent["rate"], "min_member_rate": min(received) if received else 0.0,
