@@ -193,23 +193,24 @@ fn failures_and_usage_have_their_exit_statuses() {
     for (args, code, said) in [
         (
             &["send", "10.0.0.1:9999", "x"][..],
-            1,
+            2,
             "is not a multicast address",
         ),
-        (&["send", "239.1.1.1", "x"], 1, "is not GROUP:PORT"),
+        (&["send", "239.1.1.1", "x"], 2, "is not GROUP:PORT"),
+        (&["listen", "notanaddress"], 2, "is not GROUP:PORT"),
         (
             &["send", "ff15::1:9999", "x"],
-            1,
+            2,
             "put an IPv6 group in brackets",
         ),
         (
             &["send", "239.1.1.1:0", "x"],
-            1,
+            2,
             "port must be between 1 and 65535",
         ),
         (
             &["send", "239.1.1.1:99999", "x"],
-            1,
+            2,
             "port must be between 1 and 65535",
         ),
         (
@@ -219,8 +220,18 @@ fn failures_and_usage_have_their_exit_statuses() {
         ),
         (
             &["send", "239.1.1.1:9999", "--ttl", "0", "x"],
-            1,
-            "ttl must be between 1 and 255",
+            2,
+            "expected a TTL from 1 to 255",
+        ),
+        (
+            &["ping", "239.1.1.1:9999", "--ttl", "256"],
+            2,
+            "expected a TTL from 1 to 255",
+        ),
+        (
+            &["doctor", "239.1.1.1:9999", "--ttl", "0"],
+            2,
+            "expected a TTL from 1 to 255",
         ),
         (
             &["listen", "239.1.1.1:9999", "--timeout", "0"],
@@ -244,7 +255,7 @@ fn failures_and_usage_have_their_exit_statuses() {
         ),
         (
             &["doctor", "10.1.1.1:9999"],
-            1,
+            2,
             "is not a multicast address",
         ),
         (&["listen"], 2, "GROUP:PORT"),

@@ -18,7 +18,7 @@ use crate::{group_and_port, EXIT_PROBLEM};
 pub struct Doctor {
     /// The group and port that do not arrive (without it: the checks of the interface
     /// and route, for IPv4).
-    #[arg(value_name = "GROUP:PORT")]
+    #[arg(value_name = "GROUP:PORT", value_parser = crate::group_port_arg)]
     group: Option<String>,
     /// The interface the datagrams should arrive on (default: the multicast route's).
     #[arg(short, long, value_name = "IFACE")]
@@ -27,7 +27,7 @@ pub struct Doctor {
     #[arg(long, value_name = "ADDR")]
     sender: Option<IpAddr>,
     /// The TTL (hop limit) the sender uses (libmulticast's default is 1).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::ttl_arg)]
     ttl: u32,
     /// Seconds to listen for an IGMP/MLD querier (0: do not; queries usually come every
     /// 125 s, so a short listen that hears none is a hint, a full one is proof).

@@ -73,7 +73,7 @@ enum Command {
 #[derive(Args)]
 struct Common {
     /// The group and port, e.g. 239.1.1.1:9999 or [ff02::1%eth0]:9999.
-    #[arg(value_name = "GROUP:PORT")]
+    #[arg(value_name = "GROUP:PORT", value_parser = group_port_arg)]
     group: String,
     /// The interface: a name (eth0) or one of this host's addresses.
     #[arg(short, long, value_name = "IFACE")]
@@ -113,7 +113,7 @@ struct Send {
     #[command(flatten)]
     common: Common,
     /// Time to live (hops) of the datagrams, 1..255.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = ttl_arg)]
     ttl: u32,
     /// Do not let this host's own members hear the datagrams.
     #[arg(long)]
@@ -141,6 +141,20 @@ fn main() -> ExitCode {
         eprintln!("mcat: {message}");
         ExitCode::from(EXIT_FAILURE)
     })
+}
+
+/// GROUP:PORT checked as clap parses the command line, so that a malformed one is a usage
+/// error (exit status 2, as the help says) like any other; kept as the user wrote it.
+fn group_port_arg(text: &str) -> Result<String, String> {
+    group_and_port(text).map(|_| text.to_owned())
+}
+
+/// A TTL (IPv6 hop limit) option: 1..255, else a usage error.
+fn ttl_arg(text: &str) -> Result<u32, String> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|ttl| (1..=255).contains(ttl))
+        .ok_or_else(|| format!("expected a TTL from 1 to 255, not {text}"))
 }
 
 /// Splits GROUP:PORT at its last colon, keeping Go's bracketed IPv6 spelling whole:

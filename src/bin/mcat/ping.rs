@@ -49,7 +49,7 @@ pub struct Ping {
     #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
     wait: Duration,
     /// Time to live (hops) of the multicast probes and answers, 1..255.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::ttl_arg)]
     ttl: u32,
     /// Print only the summary, not a line per answer.
     #[arg(short, long)]
