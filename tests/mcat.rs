@@ -116,6 +116,11 @@ fn ipv6_zones_and_authenticated_groups() {
     let (code, out) = finished(listen);
     assert_eq!(code, 0);
     assert!(out.ends_with("  over six\n"), "{out}");
+    // The sender's zone by name, as the group's was written, not the kernel's index.
+    assert!(
+        out.starts_with('[') && out.contains(&format!("%{}]:", test_iface())),
+        "{out}"
+    );
 
     let dir = std::env::temp_dir().join(format!("mcat-key-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -157,6 +162,28 @@ fn ipv6_zones_and_authenticated_groups() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `send --raw` sends standard input as one datagram, bytes as they are; `listen --raw`
+/// writes them back the same, nothing added.
+#[test]
+fn raw_datagrams_keep_newlines_and_nuls() {
+    let port = unique_port();
+    let group = format!("239.7.0.6:{port}");
+    let listen = listener(&[&group, "--raw", "--count", "1", "--timeout", "10"]);
+    let bytes = b"line one\nline two\n\0\xff end".to_vec();
+    let mut send = Command::new(MCAT)
+        .args(["send", "--raw", &group])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mcat send starts");
+    send.stdin.take().unwrap().write_all(&bytes).unwrap();
+    assert!(send.wait().unwrap().success());
+    let out = listen.wait_with_output().expect("mcat listen ends");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, bytes);
+    let both = mcat(&["send", "--raw", &group, "message"]);
+    assert_eq!(both.status.code(), Some(2), "--raw and a MESSAGE together");
+}
+
 #[test]
 fn stats_lines_and_timeout() {
     let port = unique_port();
@@ -181,9 +208,9 @@ fn stats_lines_and_timeout() {
         "{lines:?}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("mcat: 0 datagrams (0.0/s), 0 bytes, 0 senders, 0 dropped")),
+        lines.iter().any(|l| l.starts_with(
+            "mcat: 0 datagrams (0.0/s since the last line), 0 bytes, 0 senders, 0 dropped"
+        )),
         "{lines:?}"
     );
 }

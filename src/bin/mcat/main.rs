@@ -101,8 +101,11 @@ struct Listen {
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     timeout: Option<Duration>,
     /// One JSON object per datagram: source, group, port, len, and text (UTF-8) or hex.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "raw")]
     json: bool,
+    /// Write each datagram's bytes as they are, nothing else (for pipes).
+    #[arg(long)]
+    raw: bool,
     /// Every SECONDS, a one-line summary on standard error.
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     stats: Option<Duration>,
@@ -118,6 +121,10 @@ struct Send {
     /// Do not let this host's own members hear the datagrams.
     #[arg(long)]
     no_loopback: bool,
+    /// Standard input, all of it, as one datagram: bytes as they are (newlines and NULs
+    /// included).
+    #[arg(long, conflicts_with = "message")]
+    raw: bool,
     /// The message; "-" or none: each line of standard input.
     message: Option<String>,
 }
@@ -215,6 +222,12 @@ fn run_send(send: &Send) -> Result<ExitCode, String> {
         .loopback(!send.no_loopback);
     let group = join(&send.common, options)?;
     match send.message.as_deref() {
+        _ if send.raw => {
+            let mut datagram = Vec::new();
+            io::Read::read_to_end(&mut io::stdin().lock(), &mut datagram)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            group.send(&datagram).map_err(|e| e.to_string())?;
+        }
         Some(message) if message != "-" => {
             group.send(message.as_bytes()).map_err(|e| e.to_string())?;
         }
@@ -236,7 +249,7 @@ fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
     }
     let group = join(&listen.common, options)?;
     let (idle, every) = (listen.timeout, listen.stats);
-    eprintln!("mcat: listening on {}", group.local_addr());
+    eprintln!("mcat: listening on {}", listen.common.group);
     let mut stats = Stats::new(Instant::now());
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; group.max_message_size()];
@@ -259,8 +272,12 @@ fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
         {
             let data = &buf[..received.len];
             stats.count(received.source, data.len(), Instant::now());
-            print_datagram(&mut out, &group, received.source, data, listen.json)
-                .map_err(|e| format!("cannot write standard output: {e}"))?;
+            let printed = if listen.raw {
+                out.write_all(data).and_then(|()| out.flush())
+            } else {
+                print_datagram(&mut out, &group, received.source, data, listen.json)
+            };
+            printed.map_err(|e| format!("cannot write standard output: {e}"))?;
         }
         if let Some(every) = every {
             if Instant::now() >= stats.reported + every {
@@ -307,9 +324,10 @@ fn print_datagram(
     let text = std::str::from_utf8(data)
         .ok()
         .filter(|t| !t.chars().any(|c| c.is_control() && c != '\t'));
+    let source = shown(source);
     if json {
         let mut line = serde_json::json!({
-            "source": source.to_string(),
+            "source": source,
             "group": group.group_addr().to_string(),
             "port": group.port(),
             "len": data.len(),
@@ -329,18 +347,34 @@ fn print_datagram(
     out.flush()
 }
 
+/// An address as people write it: an IPv6 zone by its interface's name (`%mc0`), not the
+/// kernel's index (`%5`).
+fn shown(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            match multicast::interface::resolve_index_for(v6.scope_id(), true) {
+                Ok(interface) => format!("[{}%{}]:{}", v6.ip(), interface.name, v6.port()),
+                Err(_) => addr.to_string(),
+            }
+        }
+        _ => addr.to_string(),
+    }
+}
+
 fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// What --stats reports: datagrams, bytes and senders since the start.
+/// What --stats reports: datagrams, bytes and senders since the start, and the rate
+/// since the last report.
 struct Stats {
     datagrams: u64,
     bytes: u64,
     senders: std::collections::HashSet<SocketAddr>,
-    started: Instant,
     last: Instant,
     reported: Instant,
+    /// Datagrams counted at the last report: the rate is over the interval since.
+    reported_datagrams: u64,
 }
 
 impl Stats {
@@ -349,9 +383,9 @@ impl Stats {
             datagrams: 0,
             bytes: 0,
             senders: Default::default(),
-            started: now,
             last: now,
             reported: now,
+            reported_datagrams: 0,
         }
     }
 
@@ -363,13 +397,13 @@ impl Stats {
     }
 
     fn report(&mut self, group: &Group, now: Instant) {
-        let elapsed = now.duration_since(self.started).as_secs_f64().max(1e-9);
+        let interval = now.duration_since(self.reported).as_secs_f64().max(1e-9);
         let auth = group.auth_counters();
         let refused = auth.unauthenticated + auth.unknown_key + auth.replayed;
         eprintln!(
-            "mcat: {} datagrams ({:.1}/s), {} bytes, {} senders, {} dropped by the kernel{}",
+            "mcat: {} datagrams ({:.1}/s since the last line), {} bytes, {} senders, {} dropped by the kernel{}",
             self.datagrams,
-            self.datagrams as f64 / elapsed,
+            (self.datagrams - self.reported_datagrams) as f64 / interval,
             self.bytes,
             self.senders.len(),
             group.dropped(),
@@ -380,5 +414,6 @@ impl Stats {
             },
         );
         self.reported = now;
+        self.reported_datagrams = self.datagrams;
     }
 }
