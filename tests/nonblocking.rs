@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{require_private_netns, test_iface, unique_port};
+use common::{ip, require_private_netns, test_iface, unique_port};
 use multicast::{Group, JoinOptions, Timeout};
 
 /// A veth pair whose sending end passes 8 Mbit/s: datagrams wait in its queue, charged
@@ -28,7 +28,7 @@ impl SlowLink {
             "link set mcnb0 up",
             "link set mcnb1 up",
         ] {
-            ip(&args.split(' ').collect::<Vec<_>>());
+            ip(args);
         }
         let tc = Command::new("tc")
             .args("qdisc add dev mcnb0 root tbf rate 8mbit burst 4kb latency 10s".split(' '))
@@ -43,11 +43,6 @@ impl Drop for SlowLink {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", "mcnb0"]).status();
     }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("ip runs");
-    assert!(status.success(), "ip {args:?} failed");
 }
 
 fn set_nonblocking(fd: RawFd) {

@@ -9,27 +9,14 @@
 
 mod common;
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{require_private_netns, unique_port};
+use common::{ip, require_private_netns, unique_port};
 use multicast::{capabilities, Group, JoinOptions, MembershipStatus, Timeout};
 
 const WAIT: Timeout = Timeout::After(Duration::from_secs(10));
 const QUIET: Timeout = Timeout::After(Duration::from_millis(500));
-
-fn ip(args: &str) {
-    let out = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A veth pair `name` <-> `name`p, up, with `addr`/24 on `name`.
 fn make_link(name: &str, addr: &str) {

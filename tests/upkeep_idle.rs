@@ -10,20 +10,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{require_private_netns, unique_port};
+use common::{ip, require_private_netns, unique_port};
 use multicast::{Group, JoinOptions, MembershipStatus};
-
-fn ip(args: &str) {
-    let out = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// CPU time the library's upkeep thread has used so far.
 fn upkeep_cpu() -> Duration {

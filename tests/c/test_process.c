@@ -93,19 +93,22 @@ static int failing_calls_work(void) {
  * buffer is gone must still work. */
 static mc_group *keyed;
 
-static mc_group *join_keyed(void) {
+/* An authenticated group's handle (a fixed key; every member here uses the same). */
+static mc_group *join_keyed_at(const char *group, int port) {
     uint8_t key[MC_GROUP_KEY_SIZE] = {1};
     mc_join_options o;
     mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
     o.group_key = key;
     o.group_key_len = sizeof key;
     mc_group *g = NULL;
-    if (mc_join_with_options("239.1.9.3", 9993, &o, &g) != MC_OK) {
-        fprintf(stderr, "cannot join keyed: %s\n", mc_last_error());
+    if (mc_join_with_options(group, port, &o, &g) != MC_OK) {
+        fprintf(stderr, "cannot join %s:%d with a key: %s\n", group, port, mc_last_error());
         exit(1);
     }
     return g;
 }
+
+static mc_group *join_keyed(void) { return join_keyed_at("239.1.9.3", 9993); }
 
 static int keyed_send_works(void) {
     return mc_send(keyed, "sealed during teardown", 22) == MC_OK;
@@ -191,20 +194,6 @@ static void test_fork_child_closes(void) {
 }
 
 /* ---- _Fork: glibc's fork without atfork handlers (as a raw clone) ---- */
-
-static mc_group *join_keyed_at(const char *group, int port) {
-    uint8_t key[MC_GROUP_KEY_SIZE] = {7};
-    mc_join_options o;
-    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
-    o.group_key = key;
-    o.group_key_len = sizeof key;
-    mc_group *g = NULL;
-    if (mc_join_with_options(group, port, &o, &g) != MC_OK) {
-        fprintf(stderr, "cannot join %s:%d with a key: %s\n", group, port, mc_last_error());
-        exit(1);
-    }
-    return g;
-}
 
 static void child_of_raw_fork(void) {
     /* Sealing here would reuse the parent's sender id and next sequence numbers: one

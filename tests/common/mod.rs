@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 /// Panics (failing the test loudly) unless we are inside scripts/netns.
@@ -52,4 +53,18 @@ pub fn resident_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs `ip` with the words of `args` (inside the namespace, as the tests are); panics
+/// with its error output if it fails.
+pub fn ip(args: &str) {
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("ip runs");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
