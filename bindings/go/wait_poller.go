@@ -132,20 +132,14 @@ func (g *Group) takeTurn(p *poller, l *limits, receive func(wait float64) bool) 
 	}
 	for {
 		at, moved := l.deadline()
-		wake := at
-		if !at.IsZero() {
-			if tried, settled := finishPrecisely(at, receive); tried {
-				if settled {
-					return errSettled
-				}
-				if err := l.ended(); err != nil {
-					return err
-				}
-				continue // the deadline moved meanwhile
-			}
-			if time.Until(at) > preciseTail {
-				wake = at.Add(-preciseTail)
-			}
+		wake, settled, again, err := nextWake(l, at, receive)
+		switch {
+		case settled:
+			return errSettled
+		case err != nil:
+			return err
+		case again:
+			continue
 		}
 		var expiry <-chan time.Time
 		var timer *time.Timer
@@ -153,7 +147,6 @@ func (g *Group) takeTurn(p *poller, l *limits, receive func(wait float64) bool) 
 			timer = time.NewTimer(time.Until(wake))
 			expiry = timer.C
 		}
-		var err error
 		select {
 		case p.turn <- struct{}{}:
 		case <-expiry:
@@ -191,20 +184,14 @@ func (p *poller) wait(g *Group, l *limits, receive func(wait float64) bool) erro
 	defer stop()
 	for {
 		at, _ := l.deadline()
-		wake := at
-		if !at.IsZero() {
-			if tried, settled := finishPrecisely(at, receive); tried {
-				if settled {
-					return nil
-				}
-				if err := l.ended(); err != nil {
-					return err
-				}
-				continue // the deadline moved meanwhile
-			}
-			if time.Until(at) > preciseTail {
-				wake = at.Add(-preciseTail)
-			}
+		wake, settledInC, again, err := nextWake(l, at, receive)
+		switch {
+		case settledInC:
+			return nil
+		case err != nil:
+			return err
+		case again:
+			continue
 		}
 		p.hold(l, wake)
 		// Checked after hold: a kick that came before it found no holder to wake.
@@ -212,7 +199,7 @@ func (p *poller) wait(g *Group, l *limits, receive func(wait float64) bool) erro
 			p.release()
 			return err
 		}
-		err := p.raw.Read(read)
+		err = p.raw.Read(read)
 		p.release()
 		switch {
 		case settled:
@@ -226,6 +213,29 @@ func (p *poller) wait(g *Group, l *limits, receive func(wait float64) bool) erro
 			return &Error{Status: StatusIO, Message: "receive failed: waiting in Go's poller: " + err.Error()}
 		}
 	}
+}
+
+// nextWake is when a wait in the poller for a deadline at (zero: none) wakes: preciseTail
+// before it, the rest being waited out inside the C library. Once the deadline is that
+// near, it waits the tail out there itself: settled when receive settled there, err when
+// l ended, again when the deadline moved meanwhile (look again).
+func nextWake(l *limits, at time.Time, receive func(wait float64) bool) (wake time.Time, settled, again bool, err error) {
+	if at.IsZero() {
+		return at, false, false, nil
+	}
+	if tried, settled := finishPrecisely(at, receive); tried {
+		if settled {
+			return at, true, false, nil
+		}
+		if err := l.ended(); err != nil {
+			return at, false, false, err
+		}
+		return at, false, true, nil
+	}
+	if time.Until(at) > preciseTail {
+		return at.Add(-preciseTail), false, false, nil
+	}
+	return at, false, false, nil
 }
 
 // preciseTail is the end of a timed wait that is waited out inside the C library, whose
