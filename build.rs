@@ -15,8 +15,28 @@ fn main() {
     if linux && std::env::var_os("CARGO_FEATURE_PORTABLE").is_none() {
         println!("cargo:rustc-cfg=linux_fast");
     }
+    aead_backend();
     #[cfg(feature = "capi")]
     c_api::generate();
+}
+
+/// `aead_assembly`: authenticated groups seal with ring (BoringSSL's assembly) on the
+/// targets this project builds and tests it for, where Cargo.toml makes ring a
+/// dependency (the two conditions must agree); elsewhere with the portable RustCrypto
+/// implementation (src/auth/aead.rs). Set here, so a Rust dependent gets it too.
+fn aead_backend() {
+    println!("cargo::rustc-check-cfg=cfg(aead_assembly)");
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let (os, arch, env) = (
+        var("CARGO_CFG_TARGET_OS"),
+        var("CARGO_CFG_TARGET_ARCH"),
+        var("CARGO_CFG_TARGET_ENV"),
+    );
+    let linux = os == "linux" && (arch == "x86_64" || arch == "aarch64");
+    let mingw = os == "windows" && env == "gnu" && arch == "x86_64";
+    if linux || mingw {
+        println!("cargo:rustc-cfg=aead_assembly");
+    }
 }
 
 #[cfg(feature = "capi")]

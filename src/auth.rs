@@ -20,12 +20,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use chacha20poly1305::aead::rand_core::RngCore;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit, OsRng};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, ErrorKind, Result};
+
+mod aead;
+use aead::Cipher;
 
 /// Bytes in a group key.
 pub const KEY_LEN: usize = 32;
@@ -71,8 +71,7 @@ impl GroupKey {
     /// A new random key from the operating system's generator, drawn onto the heap.
     pub fn generate(id: u8) -> Result<GroupKey> {
         let mut key = GroupKey::zeroed(id);
-        OsRng
-            .try_fill_bytes(&mut key.bytes[..])
+        aead::fill_random(&mut key.bytes[..])
             .map_err(|e| Error::new(ErrorKind::Io, format!("no randomness for a key: {e}")))?;
         Ok(key)
     }
@@ -99,14 +98,10 @@ impl GroupKey {
         &self.bytes
     }
 
-    /// The cipher for this key, on the heap from the start: a cipher moved by value
-    /// would leave a copy of its key in each place it passed through. It is made with
-    /// an all-zero key (copies of which betray nothing) and then given the real one in
-    /// place; it wipes its key when dropped.
-    fn cipher(&self) -> Box<ChaCha20Poly1305> {
-        let mut cipher = Box::new(ChaCha20Poly1305::new(&Key::default()));
-        *cipher = ChaCha20Poly1305::new(Key::from_slice(&self.bytes[..]));
-        cipher
+    /// The cipher for this key: on the heap from the start, wiped when dropped (see
+    /// [`aead`]).
+    fn cipher(&self) -> Cipher {
+        Cipher::new(&self.bytes)
     }
 }
 
@@ -135,8 +130,8 @@ impl fmt::Debug for GroupKey {
 /// The keys a group seals with (the current one) and accepts (it, and during a
 /// rotation the previous one). The ciphers wipe their keys on drop.
 pub struct Keyring {
-    current: (u8, Box<ChaCha20Poly1305>),
-    previous: Option<(u8, Box<ChaCha20Poly1305>)>,
+    current: (u8, Cipher),
+    previous: Option<(u8, Cipher)>,
 }
 
 impl Keyring {
@@ -168,11 +163,11 @@ impl Keyring {
         Ok(())
     }
 
-    fn accepting(&self, id: u8) -> Option<&ChaCha20Poly1305> {
+    fn accepting(&self, id: u8) -> Option<&Cipher> {
         std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|(key_id, _)| *key_id == id)
-            .map(|(_, cipher)| &**cipher)
+            .map(|(_, cipher)| cipher)
     }
 }
 
@@ -259,15 +254,10 @@ pub fn seal_into(
     message: &[u8],
     datagram: &mut Vec<u8>,
 ) {
-    seal_below(keys, to, sender, seq, message, datagram);
-    scrub_stack();
-    crate::sys::clear_vector_registers();
+    aead::leaving_no_trace(|| seal_datagram(keys, to, sender, seq, message, datagram));
 }
 
-/// [`seal_into`]'s work, in a frame of its own below its caller's, so that
-/// [`scrub_stack`] can overwrite it once it has returned.
-#[inline(never)]
-fn seal_below(
+fn seal_datagram(
     keys: &Keyring,
     to: Destination,
     sender: u64,
@@ -285,45 +275,22 @@ fn seal_below(
     let tag = keys
         .current
         .1
-        .encrypt_in_place_detached(
-            Nonce::from_slice(&header[2..]),
-            to.aad(header).as_slice(),
-            body,
-        )
-        .expect("ChaCha20-Poly1305 seals any message under 256 GiB");
+        .seal(nonce_of(header), to.aad(header).as_slice(), body);
     datagram.extend_from_slice(&tag);
 }
 
-/// How much of the stack below its caller [`scrub_stack`] overwrites: more than sealing
-/// or opening a datagram uses.
-const SCRUB_BYTES: usize = 4096;
-
-/// Overwrites the stack just below the caller, where sealing or opening a datagram left
-/// the cipher's state, the key's words among it, in frames that have returned: values
-/// moved from one place to another, which no destructor wipes. Without it a copy of the
-/// key outlived `mc_free` on the stack of the last thread that sent. Costs a memset of
-/// 4 KiB per datagram.
-#[inline(never)]
-fn scrub_stack() {
-    std::hint::black_box(&mut [0u8; SCRUB_BYTES]);
-}
-
-/// Verifies and decrypts `datagram` in place. Nothing is decrypted unless the tag
-/// verifies; replays are the caller's to check (see [`Replays`]).
+/// Verifies and decrypts `datagram` in place. A datagram that does not verify leaves
+/// no plaintext behind (its bytes as they were, or zeroed); replays are the caller's to
+/// check (see [`Replays`]).
 pub fn open(
     keys: &Keyring,
     to: Destination,
     datagram: &mut [u8],
 ) -> std::result::Result<Opened, Rejection> {
-    let opened = open_below(keys, to, datagram);
-    scrub_stack();
-    crate::sys::clear_vector_registers();
-    opened
+    aead::leaving_no_trace(|| open_datagram(keys, to, datagram))
 }
 
-/// [`open`]'s work, in a frame of its own (see [`seal_below`]).
-#[inline(never)]
-fn open_below(
+fn open_datagram(
     keys: &Keyring,
     to: Destination,
     datagram: &mut [u8],
@@ -334,13 +301,9 @@ fn open_below(
     let cipher = keys.accepting(datagram[1]).ok_or(Rejection::UnknownKey)?;
     let (header, rest) = datagram.split_at_mut(HEADER_LEN);
     let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+    let tag: &[u8; TAG_LEN] = (&*tag).try_into().expect("TAG_LEN bytes");
     cipher
-        .decrypt_in_place_detached(
-            Nonce::from_slice(&header[2..]),
-            to.aad(header).as_slice(),
-            body,
-            Tag::from_slice(tag),
-        )
+        .open(nonce_of(header), to.aad(header).as_slice(), body, tag)
         .map_err(|_| Rejection::Unauthenticated)?;
     let sender = u64::from_be_bytes(header[2..10].try_into().expect("8 bytes"));
     let seq = u32::from_be_bytes(header[10..14].try_into().expect("4 bytes"));
@@ -379,10 +342,16 @@ impl Sender {
     }
 }
 
+/// A header's nonce: its sender id and sequence number.
+fn nonce_of(header: &[u8]) -> &[u8; aead::NONCE_LEN] {
+    header[2..HEADER_LEN]
+        .try_into()
+        .expect("a header holds a nonce")
+}
+
 fn random_id() -> Result<u64> {
     let mut bytes = [0u8; 8];
-    OsRng
-        .try_fill_bytes(&mut bytes)
+    aead::fill_random(&mut bytes)
         .map_err(|e| Error::new(ErrorKind::Io, format!("no randomness for a sender id: {e}")))?;
     Ok(u64::from_be_bytes(bytes))
 }
