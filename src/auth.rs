@@ -254,10 +254,32 @@ pub fn seal_into(
     message: &[u8],
     datagram: &mut Vec<u8>,
 ) {
-    aead::leaving_no_trace(|| seal_datagram(keys, to, sender, seq, message, datagram));
+    datagram.clear();
+    aead::leaving_no_trace(|| seal_appended(keys, to, sender, seq, message, datagram));
 }
 
-fn seal_datagram(
+/// Seals each of `messages` under the next nonce `next_nonce` gives, end to end into
+/// `datagrams` (cleared first): datagram i is `messages[i].len() + OVERHEAD` bytes long.
+/// A batch's worth with one stack overwrite.
+pub fn seal_all_into(
+    keys: &Keyring,
+    to: Destination,
+    mut next_nonce: impl FnMut() -> Result<(u64, u32)>,
+    messages: &[&[u8]],
+    datagrams: &mut Vec<u8>,
+) -> Result<()> {
+    datagrams.clear();
+    aead::leaving_no_trace(|| {
+        for message in messages {
+            let (sender, seq) = next_nonce()?;
+            seal_appended(keys, to, sender, seq, message, datagrams);
+        }
+        Ok(())
+    })
+}
+
+/// Appends `message` sealed as datagram `seq` of `sender` to `datagram`.
+fn seal_appended(
     keys: &Keyring,
     to: Destination,
     sender: u64,
@@ -265,13 +287,13 @@ fn seal_datagram(
     message: &[u8],
     datagram: &mut Vec<u8>,
 ) {
-    datagram.clear();
+    let start = datagram.len();
     datagram.push(WIRE_VERSION);
     datagram.push(keys.current.0);
     datagram.extend_from_slice(&sender.to_be_bytes());
     datagram.extend_from_slice(&seq.to_be_bytes());
     datagram.extend_from_slice(message);
-    let (header, body) = datagram.split_at_mut(HEADER_LEN);
+    let (header, body) = datagram[start..].split_at_mut(HEADER_LEN);
     let tag = keys
         .current
         .1

@@ -5,6 +5,7 @@ use std::sync::PoisonError;
 
 use socket2::Socket;
 
+use super::sealed::with_sealing_buffer;
 use super::{Group, Received};
 use crate::address::Timeout;
 use crate::auth;
@@ -33,17 +34,32 @@ impl Group {
             return self.send_datagrams(socket, datagrams);
         };
         let mut sender = sealed.sender(); // until the batch is sent (see there)
-        let sealed = datagrams
-            .iter()
-            .map(|d| {
-                let mut datagram = Vec::with_capacity(d.len() + auth::OVERHEAD);
-                sealed
-                    .seal(&mut sender, d, &mut datagram)
-                    .map(|()| datagram)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
-        self.send_datagrams(socket, &refs)
+        with_sealing_buffer(|bytes| {
+            sealed.seal_all(&mut sender, datagrams, bytes)?;
+            self.send_sealed(socket, datagrams, bytes)
+        })
+    }
+
+    /// Sends the datagrams `seal_all` put end to end in `bytes` (one per message of
+    /// `messages`), through a window of slices on the stack: nothing allocated.
+    fn send_sealed(&self, socket: &Socket, messages: &[&[u8]], bytes: &[u8]) -> Result<usize> {
+        const WINDOW: usize = 64;
+        let (mut rest, mut sent) = (bytes, 0);
+        for chunk in messages.chunks(WINDOW) {
+            let mut on_wire: [&[u8]; WINDOW] = [&[]; WINDOW];
+            for (slot, message) in on_wire.iter_mut().zip(chunk) {
+                (*slot, rest) = rest.split_at(message.len() + auth::OVERHEAD);
+            }
+            let n = match self.send_datagrams(socket, &on_wire[..chunk.len()]) {
+                Err(_) if sent > 0 => return Ok(sent),
+                result => result?,
+            };
+            sent += n;
+            if n < chunk.len() {
+                break;
+            }
+        }
+        Ok(sent)
     }
 
     /// Sends datagrams ready for the wire, GSO runs first (see `send_batch`).

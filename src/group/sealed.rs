@@ -11,8 +11,25 @@ use crate::error::{Error, Result};
 use crate::options::JoinOptions;
 
 thread_local! {
-    // Where this thread seals its sends (a message plus auth::OVERHEAD, up to 64 KiB).
-    pub(super) static SEALING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    // Where this thread seals its sends: a message plus auth::OVERHEAD (up to 64 KiB),
+    // or a batch of them.
+    static SEALING: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// What a thread's sealing buffer keeps between sends: a large batch's memory is given
+/// back rather than held for the thread's life.
+const SEALING_KEPT: usize = 1 << 20;
+
+/// Runs `seal_and_send` with this thread's sealing buffer, kept for its next send (no
+/// allocation per message); while the thread exits (its buffer gone), with a new one.
+pub(super) fn with_sealing_buffer<T>(seal_and_send: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    let mut buffer = SEALING.try_with(std::cell::Cell::take).unwrap_or_default();
+    let result = seal_and_send(&mut buffer);
+    if buffer.capacity() <= SEALING_KEPT {
+        // While the thread exits its buffer is gone, and this one is dropped.
+        let _ = SEALING.try_with(|kept| kept.set(buffer));
+    }
+    result
 }
 
 /// How many datagrams one receive attempt reads and drops at most before it returns
@@ -85,6 +102,18 @@ impl Sealed {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         auth::seal_into(&keys, self.to, sender, seq, message, datagram);
         Ok(())
+    }
+
+    /// Seals each of `messages` under the next nonces, end to end into `datagrams` (see
+    /// [`auth::seal_all_into`]).
+    pub(super) fn seal_all(
+        &self,
+        sender: &mut auth::Sender,
+        messages: &[&[u8]],
+        datagrams: &mut Vec<u8>,
+    ) -> Result<()> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        auth::seal_all_into(&keys, self.to, || sender.next_nonce(), messages, datagrams)
     }
 
     /// Opens the datagram in `inbox.scratch[..len]`: its message's range, or `None`

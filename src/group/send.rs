@@ -3,7 +3,7 @@
 use std::sync::PoisonError;
 use std::time::Instant;
 
-use super::sealed::SEALING;
+use super::sealed::with_sealing_buffer;
 use super::Group;
 use crate::auth;
 use crate::error::{Error, ErrorKind, Result};
@@ -22,17 +22,10 @@ impl Group {
         let sent = match &self.sealed {
             Some(sealed) => {
                 let mut sender = sealed.sender(); // until the datagram is sent (see there)
-                let mut send = |datagram: &mut Vec<u8>| {
+                with_sealing_buffer(|datagram| {
                     sealed.seal(&mut sender, data, datagram)?;
-                    Ok(sys::send_to(socket, datagram, &self.destination))
-                };
-                // Each thread seals into a buffer of its own, kept for its next send;
-                // while the thread exits (its buffer gone), into a new one.
-                SEALING
-                    .try_with(|buffer| buffer.try_borrow_mut().ok().map(|mut d| send(&mut d)))
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| send(&mut Vec::new()))?
+                    Ok::<_, Error>(sys::send_to(socket, datagram, &self.destination))
+                })?
             }
             None => sys::send_to(socket, data, &self.destination),
         };
