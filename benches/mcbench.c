@@ -17,8 +17,10 @@
  *   mcbench ping IMPL COUNT               round trips against `pong`: p50/p99 in us
  *   mcbench pong IMPL SECONDS             answers pings
  *   mcbench handles N SECONDS             send+receive rate on one of N joined handles
- *   mcbench bsend SIZE SECONDS PORT MIXED mc_send_batch, 64 per call (MIXED=1: sizes vary)
- *   mcbench brecv SIZE SECONDS PORT GRO   mc_receive_batch, 64 slots (GRO=1: UDP_GRO on)
+ *   mcbench bsend SIZE SECONDS PORT MIXED [KEYED]  mc_send_batch, 64 per call (MIXED=1:
+ *                                         sizes vary; KEYED=1: an authenticated group)
+ *   mcbench brecv SIZE SECONDS PORT GRO [KEYED]    mc_receive_batch, 64 slots (GRO=1:
+ *                                         UDP_GRO on)
  *   mcbench send raw SIZE SECONDS PORT    the per-message baseline for the batch pairs
  *   mcbench upkeep GROUPS EVENTS          the upkeep thread's CPU while GROUPS groups are
  *                                         joined on MC_TEST_IFACE and EVENTS interface
@@ -433,13 +435,24 @@ static int mode_handles(long n, double seconds) {
 
 #define BATCH 64
 
-static int mode_bsend(size_t size, double seconds, int port, int mixed) {
+/* The batch modes' options: the test interface, GRO as asked, the fixed key if keyed. */
+static mc_join_options batch_options(int gro, int keyed) {
+    static const uint8_t key[MC_GROUP_KEY_SIZE] = {0x5a, 0x5a, 0x5a, 0x5a};
+    mc_join_options o;
+    if (mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION) != MC_OK) die("mc_join_options_init");
+    o.interface_name = getenv("MC_TEST_IFACE");
+    o.gro = gro != 0;
+    if (keyed) {
+        o.group_key = key;
+        o.group_key_len = sizeof key;
+    }
+    return o;
+}
+
+static int mode_bsend(size_t size, double seconds, int port, int mixed, int keyed) {
     /* GRO on the sender's own handle too: it hears its own runs, and a socket without
      * GRO makes the kernel split every run back into datagrams on the way in. */
-    mc_join_options o;
-    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
-    o.interface_name = getenv("MC_TEST_IFACE");
-    o.gro = true;
+    mc_join_options o = batch_options(1, keyed);
     mc_group *g = NULL;
     if (mc_join_with_options(GROUP, port, &o, &g) != MC_OK) die("mc_join_with_options");
     static char payload[BATCH][1500];
@@ -461,18 +474,15 @@ static int mode_bsend(size_t size, double seconds, int port, int mixed) {
         t = now();
     }
     long allocs = atomic_load(&allocations) - allocs_before;
-    printf("{\"mode\":\"bsend\",\"impl\":\"lib\",\"size\":%zu,\"mixed\":%d,\"messages\":%ld,\"seconds\":%.6f,"
-           "\"rate\":%.1f,\"allocs_per_call\":%.4f}\n",
-           size, mixed, sent, t - start, (double)sent / (t - start), (double)allocs / (double)calls);
+    printf("{\"mode\":\"bsend\",\"impl\":\"lib\",\"size\":%zu,\"mixed\":%d,\"keyed\":%d,\"messages\":%ld,"
+           "\"seconds\":%.6f,\"rate\":%.1f,\"allocs_per_call\":%.4f}\n",
+           size, mixed, keyed, sent, t - start, (double)sent / (t - start), (double)allocs / (double)calls);
     mc_free(g);
     return 0;
 }
 
-static int mode_brecv(size_t size, double seconds, int port, int gro) {
-    mc_join_options o;
-    mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
-    o.interface_name = getenv("MC_TEST_IFACE");
-    o.gro = gro != 0;
+static int mode_brecv(size_t size, double seconds, int port, int gro, int keyed) {
+    mc_join_options o = batch_options(gro, keyed);
     mc_group *g = NULL;
     if (mc_join_with_options(GROUP, port, &o, &g) != MC_OK) die("mc_join_with_options");
     /* Slots that cannot truncate (65,507 bytes) let the library use recvmmsg. */
@@ -570,10 +580,12 @@ int main(int argc, char **argv) {
                              argc == 7 ? argv[6] : "raw");
     if (argc == 7 && strcmp(argv[1], "recvpair") == 0)
         return mode_recvpair(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), argv[5], argv[6]);
-    if (argc == 6 && strcmp(argv[1], "bsend") == 0)
-        return mode_bsend(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
-    if (argc == 6 && strcmp(argv[1], "brecv") == 0)
-        return mode_brecv(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]));
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "bsend") == 0)
+        return mode_bsend(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]),
+                          argc == 7 ? atoi(argv[6]) : 0);
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "brecv") == 0)
+        return mode_brecv(strtoul(argv[2], 0, 10), atof(argv[3]), atoi(argv[4]), atoi(argv[5]),
+                          argc == 7 ? atoi(argv[6]) : 0);
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "recv") == 0)
         return mode_recv(argv[2], strtoul(argv[3], 0, 10), atof(argv[4]), argc == 6 ? atoi(argv[5]) : PORT + 1);
     if (argc == 4 && strcmp(argv[1], "blast") == 0) return mode_blast(strtoul(argv[2], 0, 10), atof(argv[3]));
