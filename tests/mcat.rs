@@ -149,7 +149,11 @@ fn ipv6_zones_and_authenticated_groups() {
         dir.join("short").to_str().unwrap(),
         "x",
     ]);
-    assert_eq!(short.status.code(), Some(1));
+    assert_eq!(
+        short.status.code(),
+        Some(2),
+        "a malformed key file is a usage error"
+    );
     let said = String::from_utf8_lossy(&short.stderr);
     assert!(
         said.contains("a group key must be 32 bytes, not 2"),
@@ -182,6 +186,66 @@ fn raw_datagrams_keep_newlines_and_nuls() {
     assert_eq!(out.stdout, bytes);
     let both = mcat(&["send", "--raw", &group, "message"]);
     assert_eq!(both.status.code(), Some(2), "--raw and a MESSAGE together");
+}
+
+/// `send --size --count --rate`: a numbered stream of that many datagrams of that size.
+#[test]
+fn generated_streams_are_numbered() {
+    let port = unique_port();
+    let group = format!("239.7.0.8:{port}");
+    let listen = listener(&[&group, "--json", "--count", "5", "--timeout", "10"]);
+    let send = mcat(&[
+        "send", &group, "--size", "12", "--count", "5", "--rate", "500",
+    ]);
+    let said = String::from_utf8_lossy(&send.stderr);
+    assert_eq!(send.status.code(), Some(0), "{said}");
+    assert!(said.contains("sent 5 datagrams of 12 bytes"), "{said}");
+    let (code, out) = finished(listen);
+    assert_eq!(code, 0, "{out}");
+    let numbers: Vec<String> = out
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["len"], 12, "{line}");
+            v["hex"].as_str().unwrap()[..16].to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0u64..5).map(|i| format!("{i:016x}")).collect();
+    assert_eq!(numbers, expected);
+}
+
+/// Ctrl-C (SIGINT) ends a listen with its summary on standard error, exit status 0.
+#[test]
+fn interrupted_listen_prints_its_summary() {
+    let port = unique_port();
+    let group = format!("239.7.0.9:{port}");
+    require_private_netns();
+    let mut child = Command::new(MCAT)
+        .args(["listen", &group])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("mcat: listening on "), "{line}");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    assert!(mcat(&["send", &group, "one"]).status.success());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.ends_with("  one\n"), "{first:?}");
+    // SAFETY: kill(2) on the child's own pid, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(
+        rest.starts_with("mcat: 1 datagrams, 3 bytes, 1 senders in "),
+        "{rest:?}"
+    );
+    assert!(rest.contains("0 dropped by the kernel"), "{rest:?}");
 }
 
 #[test]
@@ -272,18 +336,44 @@ fn failures_and_usage_have_their_exit_statuses() {
         ),
         (
             &["ping", "239.1.1.1:65535", "--count", "1"],
-            1,
+            2,
             "with port 65535, choose --unicast-port",
         ),
         (
             &["doctor", "239.1.1.1:9999", "--sender", "fd00::1"],
-            1,
+            2,
             "is not of the group's family",
         ),
         (
             &["doctor", "10.1.1.1:9999"],
             2,
             "is not a multicast address",
+        ),
+        (
+            &[
+                "send",
+                "239.1.1.1:9999",
+                "--key-file",
+                "/proc/self/comm",
+                "x",
+            ],
+            2,
+            "does not hold hex digits",
+        ),
+        (
+            &["send", "239.1.1.1:9999", "--size", "70000", "--count", "1"],
+            2,
+            "is more than the largest message",
+        ),
+        (
+            &["send", "239.1.1.1:9999", "--count", "3", "x"],
+            2,
+            "--size",
+        ),
+        (
+            &["send", "239.1.1.1:9999", "--size", "8", "--rate", "0"],
+            2,
+            "expected datagrams per second",
         ),
         (&["listen"], 2, "GROUP:PORT"),
         (&["frobnicate"], 2, "unrecognized subcommand"),

@@ -100,7 +100,7 @@ pub fn run(doctor: &Doctor) -> Result<ExitCode, String> {
     check_link(&link, v6, &mut report);
     match doctor.sender {
         Some(sender) if sender.is_ipv6() != v6 => {
-            return Err(format!("--sender {sender} is not of the group's family"));
+            crate::usage_error(format!("--sender {sender} is not of the group's family"));
         }
         Some(sender) => check_sender(&link, sender, doctor.ttl, &mut report)?,
         None => report.skipped("reverse-path filter and TTL: name the sender with --sender ADDR"),

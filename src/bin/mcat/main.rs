@@ -18,6 +18,7 @@ const EXIT_TIMEOUT: u8 = 3;
 const EXIT_PROBLEM: u8 = 4;
 
 mod doctor;
+mod interrupt;
 mod ping;
 
 #[derive(Parser)]
@@ -123,8 +124,18 @@ struct Send {
     no_loopback: bool,
     /// Standard input, all of it, as one datagram: bytes as they are (newlines and NULs
     /// included).
-    #[arg(long, conflicts_with = "message")]
+    #[arg(long, conflicts_with_all = ["message", "size"])]
     raw: bool,
+    /// A generated stream instead of a message: datagrams of N bytes (the first 8 a
+    /// big-endian sequence number, from 0), until --count or Ctrl-C.
+    #[arg(long, value_name = "N", conflicts_with = "message")]
+    size: Option<usize>,
+    /// With --size: how many datagrams (default: until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// With --size: datagrams per second (default: as fast as the kernel takes them).
+    #[arg(long, value_name = "R", value_parser = rate_arg)]
+    rate: Option<f64>,
     /// The message; "-" or none: each line of standard input.
     message: Option<String>,
 }
@@ -201,10 +212,24 @@ fn read_key(common: &Common) -> Result<Option<GroupKey>, String> {
         })
         .collect::<Option<Vec<u8>>>()
         .filter(|_| hex.len() % 2 == 0)
-        .ok_or_else(|| format!("the key file {} does not hold hex digits", path.display()))?;
-    GroupKey::new(common.key_id, &bytes)
-        .map(Some)
-        .map_err(|e| format!("the key file {}: {}", path.display(), e.message()))
+        .unwrap_or_else(|| {
+            usage_error(format!(
+                "the key file {} does not hold hex digits",
+                path.display()
+            ))
+        });
+    match GroupKey::new(common.key_id, &bytes) {
+        Ok(key) => Ok(Some(key)),
+        Err(e) => usage_error(format!("the key file {}: {}", path.display(), e.message())),
+    }
+}
+
+/// A usage error found after parsing (one option against another, a malformed file an
+/// option names): printed as clap prints its own, exit status 2.
+fn usage_error(message: impl std::fmt::Display) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
 }
 
 fn join(common: &Common, options: JoinOptions) -> Result<Group, String> {
@@ -217,11 +242,17 @@ fn join(common: &Common, options: JoinOptions) -> Result<Group, String> {
 }
 
 fn run_send(send: &Send) -> Result<ExitCode, String> {
+    // Checked here: clap waives `requires` when the message (which --size conflicts
+    // with) is given.
+    if send.size.is_none() && (send.count.is_some() || send.rate.is_some()) {
+        usage_error("--count and --rate go with --size (a generated stream)");
+    }
     let options = JoinOptions::default()
         .ttl(send.ttl)
         .loopback(!send.no_loopback);
     let group = join(&send.common, options)?;
     match send.message.as_deref() {
+        _ if send.size.is_some() => return send_stream(&group, send),
         _ if send.raw => {
             let mut datagram = Vec::new();
             io::Read::read_to_end(&mut io::stdin().lock(), &mut datagram)
@@ -242,6 +273,71 @@ fn run_send(send: &Send) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A rate option: datagrams per second, more than 0 and at most 10^9.
+fn rate_arg(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| *r > 0.0 && *r <= 1e9)
+        .ok_or_else(|| format!("expected datagrams per second, more than 0 up to 1e9, not {text}"))
+}
+
+/// `send --size`: numbered datagrams at --rate until --count or Ctrl-C; a summary line.
+fn send_stream(group: &Group, send: &Send) -> Result<ExitCode, String> {
+    let size = send.size.unwrap_or(0);
+    if size > group.max_message_size() {
+        usage_error(format!(
+            "--size {size} is more than the largest message this group sends ({})",
+            group.max_message_size()
+        ));
+    }
+    interrupt::catch();
+    let mut datagram = vec![0u8; size];
+    let pace = Pace::new(send.rate);
+    let mut sent = 0u64;
+    while send.count.is_none_or(|count| sent < count) && !interrupt::happened() {
+        pace.wait_for(sent);
+        let seq = sent.to_be_bytes();
+        let n = seq.len().min(size);
+        datagram[..n].copy_from_slice(&seq[..n]);
+        group.send(&datagram).map_err(|e| e.to_string())?;
+        sent += 1;
+    }
+    let seconds = pace.start.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "mcat: sent {sent} datagrams of {size} bytes in {seconds:.3} s ({:.1}/s)",
+        sent as f64 / seconds
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sending on a schedule: datagram i at start + i / rate, so that the rate holds over
+/// the run however late any one send was.
+struct Pace {
+    start: Instant,
+    interval: Option<Duration>,
+}
+
+impl Pace {
+    fn new(rate: Option<f64>) -> Pace {
+        Pace {
+            start: Instant::now(),
+            interval: rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        }
+    }
+
+    /// Sleeps until datagram `i` is due (not at all without a rate).
+    fn wait_for(&self, i: u64) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let due = self.start + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
 fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
     let mut options = JoinOptions::default();
     if let Some(source) = &listen.source {
@@ -250,16 +346,22 @@ fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
     let group = join(&listen.common, options)?;
     let (idle, every) = (listen.timeout, listen.stats);
     eprintln!("mcat: listening on {}", listen.common.group);
+    interrupt::catch();
     let mut stats = Stats::new(Instant::now());
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; group.max_message_size()];
     while listen.count.is_none_or(|count| stats.datagrams < count) {
+        if interrupt::happened() {
+            stats.summary(&group, Instant::now());
+            break;
+        }
         let now = Instant::now();
         let wait = match (idle, every) {
             (Some(idle), _) if now >= stats.last + idle => return Ok(ExitCode::from(EXIT_TIMEOUT)),
             (idle, every) => [
                 idle.map(|d| stats.last + d - now),
                 every.map(|d| (stats.reported + d).saturating_duration_since(now)),
+                Some(INTERRUPT_CHECK),
             ]
             .into_iter()
             .flatten()
@@ -287,6 +389,9 @@ fn run_listen(listen: &Listen) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often a waiting listen looks whether Ctrl-C came.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
 
 /// The longest duration any option takes, about 31 years: long enough to mean "for
 /// ever", short enough that no deadline computed from it can overflow a clock.
@@ -365,12 +470,23 @@ fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// ", N refused as not authentic" for an authenticated group; nothing otherwise.
+fn refused_text(group: &Group) -> String {
+    let auth = group.auth_counters();
+    let refused = auth.unauthenticated + auth.unknown_key + auth.replayed;
+    match group.is_authenticated() {
+        true => format!(", {refused} refused as not authentic"),
+        false => String::new(),
+    }
+}
+
 /// What --stats reports: datagrams, bytes and senders since the start, and the rate
 /// since the last report.
 struct Stats {
     datagrams: u64,
     bytes: u64,
     senders: std::collections::HashSet<SocketAddr>,
+    started: Instant,
     last: Instant,
     reported: Instant,
     /// Datagrams counted at the last report: the rate is over the interval since.
@@ -383,6 +499,7 @@ impl Stats {
             datagrams: 0,
             bytes: 0,
             senders: Default::default(),
+            started: now,
             last: now,
             reported: now,
             reported_datagrams: 0,
@@ -396,10 +513,21 @@ impl Stats {
         self.last = now;
     }
 
+    /// The closing line on Ctrl-C: totals over the whole listen.
+    fn summary(&self, group: &Group, now: Instant) {
+        let seconds = now.duration_since(self.started).as_secs_f64();
+        eprintln!(
+            "mcat: {} datagrams, {} bytes, {} senders in {seconds:.1} s, {} dropped by the kernel{}",
+            self.datagrams,
+            self.bytes,
+            self.senders.len(),
+            group.dropped(),
+            refused_text(group),
+        );
+    }
+
     fn report(&mut self, group: &Group, now: Instant) {
         let interval = now.duration_since(self.reported).as_secs_f64().max(1e-9);
-        let auth = group.auth_counters();
-        let refused = auth.unauthenticated + auth.unknown_key + auth.replayed;
         eprintln!(
             "mcat: {} datagrams ({:.1}/s since the last line), {} bytes, {} senders, {} dropped by the kernel{}",
             self.datagrams,
@@ -407,11 +535,7 @@ impl Stats {
             self.bytes,
             self.senders.len(),
             group.dropped(),
-            if group.is_authenticated() {
-                format!(", {refused} refused as not authentic")
-            } else {
-                String::new()
-            },
+            refused_text(group),
         );
         self.reported = now;
         self.reported_datagrams = self.datagrams;

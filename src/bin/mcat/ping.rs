@@ -16,7 +16,6 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,9 +189,6 @@ impl Gate {
     }
 }
 
-/// Set by SIGINT and SIGTERM: stop probing, answer a little longer, print the summary.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
 pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
     let (interval, wait) = (ping.interval, ping.wait);
     let group = Arc::new(join(&ping.common, JoinOptions::default().ttl(ping.ttl))?);
@@ -211,7 +207,7 @@ pub fn run(ping: &Ping) -> Result<std::process::ExitCode, String> {
     spawn_multicast_receiver(Arc::clone(&group), me, Arc::clone(&gate), events.clone());
     let unicast_rx = unicast.try_clone().map_err(|e| e.to_string())?;
     std::thread::spawn(move || receive_unicast(&unicast_rx, me, &gate, &events));
-    catch_interrupts();
+    crate::interrupt::catch();
     eprintln!(
         "mcat: pinging {} (unicast port {unicast_port}), every {interval:?}",
         group.local_addr()
@@ -242,7 +238,7 @@ fn open_unicast(group: &Group, requested: Option<u16>) -> Result<(UdpSocket, u16
         None => group
             .port()
             .checked_add(1)
-            .ok_or("with port 65535, choose --unicast-port")?,
+            .unwrap_or_else(|| crate::usage_error("with port 65535, choose --unicast-port")),
     };
     let unspecified = match group.group_addr() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -293,7 +289,7 @@ impl Session {
         loop {
             let now = Instant::now();
             let done = count.is_some_and(|count| self.next_seq >= count);
-            if linger_until.is_none() && (done || INTERRUPTED.load(Ordering::Relaxed)) {
+            if linger_until.is_none() && (done || crate::interrupt::happened()) {
                 self.say_goodbye(group, unicast);
                 linger_until = Some(now + wait);
             }
@@ -769,22 +765,4 @@ fn receive_unicast(socket: &UdpSocket, me: u64, gate: &Gate, events: &mpsc::Send
             return;
         }
     }
-}
-
-#[cfg(unix)]
-fn catch_interrupts() {
-    extern "C" fn interrupted(_signal: libc::c_int) {
-        INTERRUPTED.store(true, Ordering::Relaxed);
-    }
-    let handler: extern "C" fn(libc::c_int) = interrupted;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
-}
-
-#[cfg(not(unix))]
-fn catch_interrupts() {
-    // Ctrl-C ends the process without a summary here: use --count.
 }

@@ -1,0 +1,30 @@
+//! Ctrl-C (SIGINT) and SIGTERM as a flag: the subcommands that run until stopped (listen,
+//! send --size, ping, perf) notice it, stop, and print their summary before exiting.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C or SIGTERM came since [`catch`].
+pub fn happened() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// From now on Ctrl-C and SIGTERM set the flag rather than end the process.
+#[cfg(unix)]
+pub fn catch() {
+    extern "C" fn interrupted(_signal: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    }
+    let handler: extern "C" fn(libc::c_int) = interrupted;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+#[cfg(not(unix))]
+pub fn catch() {
+    // Ctrl-C ends the process without a summary here: use --count.
+}
