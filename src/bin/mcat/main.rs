@@ -19,6 +19,7 @@ const EXIT_PROBLEM: u8 = 4;
 
 mod doctor;
 mod interrupt;
+mod perf;
 mod ping;
 
 #[derive(Parser)]
@@ -58,6 +59,10 @@ enum Command {
     /// Explain why datagrams of GROUP:PORT would not arrive here: one finding per line,
     /// each with the command that fixes it (Linux; some checks need root).
     Doctor(doctor::Doctor),
+    /// Measure a multicast stream, as iperf -u does: `perf send` sends numbered
+    /// datagrams at a rate, each `perf receive` (any number at once) prints per interval
+    /// what arrived, was lost, reordered or duplicated, the jitter and the rate.
+    Perf(perf::Perf),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -147,6 +152,7 @@ fn main() -> ExitCode {
         Command::Send(send) => run_send(&send),
         Command::Ping(ping) => ping::run(&ping),
         Command::Doctor(doctor) => doctor::run(&doctor),
+        Command::Perf(perf) => perf::run(&perf),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcat", &mut io::stdout());
             Ok(ExitCode::SUCCESS)

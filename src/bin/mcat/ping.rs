@@ -615,7 +615,7 @@ fn summary_line(
 
 /// A random id, so a host tells its own probes (looped back) and the answers meant for
 /// it from everyone else's.
-fn random_id() -> u64 {
+pub(crate) fn random_id() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.write_u128(
