@@ -5,6 +5,7 @@
 //!
 //! Linux only: other systems keep these facts elsewhere (doctor says so and stops).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
-use crate::{group_and_port, EXIT_PROBLEM};
+use crate::{firewall, group_and_port, EXIT_PROBLEM};
 
 #[derive(Args)]
 pub struct Doctor {
@@ -107,7 +108,13 @@ pub fn run(doctor: &Doctor) -> Result<ExitCode, String> {
     }
     match port {
         Some(port) => {
-            check_firewall(port, v6, &mut report);
+            let datagram = firewall::Datagram {
+                group,
+                port,
+                sender: doctor.sender,
+                interface: link.name.clone(),
+            };
+            check_firewall(&datagram, &mut report);
             check_membership(&link, group, port, &mut report);
         }
         None => report.skipped("firewall and membership: name GROUP:PORT"),
@@ -181,7 +188,7 @@ fn find_interface(
         },
         None => match route_to(group)? {
             Ok((dev, _)) if dev == "lo" => {
-                let fix = route_fix(group, &candidate_interface()?);
+                let fix = route_fix(group, &candidate_interface(group.is_ipv6())?.fix_name());
                 report.finding(
                     &format!("the route to {group} leads to lo: only this host hears the group"),
                     &fix,
@@ -195,14 +202,20 @@ fn find_interface(
                 dev
             }
             Err(why) => {
-                let candidate = candidate_interface()?;
-                report.finding(
-                    &format!("no multicast route for {group} and no interface named ({why})"),
-                    &format!(
-                        "{} (or name the interface: -i {candidate})",
-                        route_fix(group, &candidate)
+                match candidate_interface(group.is_ipv6())? {
+                    Candidate::Down(name) => report.finding(
+                        &format!("no multicast route for {group}: {name}, the interface that could carry it, is down (and took its routes along)"),
+                        &format!("ip link set {name} up && {}", route_fix(group, &name)),
                     ),
-                );
+                    candidate => report.finding(
+                        &format!("no multicast route for {group} and no interface named ({why})"),
+                        &format!(
+                            "{} (or name the interface: -i {})",
+                            route_fix(group, &candidate.fix_name()),
+                            candidate.fix_name()
+                        ),
+                    ),
+                }
                 return Ok(None);
             }
         },
@@ -242,22 +255,56 @@ fn route_fix(group: IpAddr, dev: &str) -> String {
     }
 }
 
-/// The interface a route should name: the first up, multicast-capable, non-loopback one.
-fn candidate_interface() -> Result<String, String> {
-    let links = ip_json(&["link", "show"])?.unwrap_or_default();
+/// The interface a multicast route should name.
+enum Candidate {
+    /// Up, with carrier, multicast-capable and an address of the group's family.
+    Ready(String),
+    /// Such an interface, but down: it is the cause.
+    Down(String),
+    /// None at all.
+    Missing,
+}
+
+impl Candidate {
+    fn fix_name(&self) -> String {
+        match self {
+            Candidate::Ready(name) | Candidate::Down(name) => name.clone(),
+            Candidate::Missing => "IFACE".to_owned(),
+        }
+    }
+}
+
+/// The first non-loopback, multicast-capable interface with an address of the family
+/// (one that can carry the group), preferring one that is up with carrier.
+fn candidate_interface(v6: bool) -> Result<Candidate, String> {
+    let links = ip_json(&["addr", "show"])?.unwrap_or_default();
     let has = |link: &Value, flag: &str| {
         link["flags"]
             .as_array()
             .is_some_and(|f| f.iter().any(|x| x == flag))
     };
-    Ok(links
+    let of_family = |link: &Value| {
+        link["addr_info"].as_array().into_iter().flatten().any(|a| {
+            a["family"].as_str() == Some(if v6 { "inet6" } else { "inet" })
+                && a["scope"].as_str() != Some("host")
+        })
+    };
+    let capable: Vec<&Value> = links
         .as_array()
         .into_iter()
         .flatten()
-        .find(|link| has(link, "UP") && has(link, "MULTICAST") && !has(link, "LOOPBACK"))
-        .and_then(|link| link["ifname"].as_str())
-        .unwrap_or("IFACE")
-        .to_owned())
+        .filter(|l| has(l, "MULTICAST") && !has(l, "LOOPBACK") && of_family(l))
+        .collect();
+    let name = |l: &Value| l["ifname"].as_str().unwrap_or_default().to_owned();
+    Ok(
+        match capable.iter().find(|l| has(l, "UP") && has(l, "LOWER_UP")) {
+            Some(ready) => Candidate::Ready(name(ready)),
+            None => capable
+                .iter()
+                .find(|l| !has(l, "UP"))
+                .map_or(Candidate::Missing, |down| Candidate::Down(name(down))),
+        },
+    )
 }
 
 fn check_link(link: &Link, v6: bool, report: &mut Report) {
@@ -277,11 +324,8 @@ fn check_link(link: &Link, v6: bool, report: &mut Report) {
         );
     }
     if !link.has("MULTICAST") {
-        healthy = false;
-        report.finding(
-            &format!("{name} does not have the MULTICAST flag"),
-            &format!("ip link set {name} multicast on"),
-        );
+        // Linux delivers and joins on such an interface all the same: not a cause.
+        println!("note: {name} lacks the MULTICAST flag; Linux delivers multicast on it anyway, but some drivers and programs go by the flag (ip link set {name} multicast on)");
     }
     let of_family = link.addrs.iter().any(|(ip, _)| ip.is_ipv6() == v6);
     if !of_family && v6 {
@@ -310,7 +354,7 @@ fn check_link(link: &Link, v6: bool, report: &mut Report) {
     }
     if healthy {
         report.ok(&format!(
-            "{name} is up, has carrier, the MULTICAST flag and an {} address",
+            "{name} is up, has carrier and an {} address",
             if v6 { "IPv6" } else { "IPv4" }
         ));
     }
@@ -318,26 +362,33 @@ fn check_link(link: &Link, v6: bool, report: &mut Report) {
 
 fn check_sender(link: &Link, sender: IpAddr, ttl: u32, report: &mut Report) -> Result<(), String> {
     let name = &link.name;
-    let on_subnet = link.on_subnet(sender);
-    if on_subnet {
-        report.ok(&format!(
+    let back = route_to(sender)?;
+    // A router between only when the way back leaves by this interface through a
+    // gateway: a sender whose datagrams arrive here off-subnet but by a direct path
+    // (the reverse-path case) reaches this host with TTL 1.
+    let router = match &back {
+        Ok((dev, Some(gateway))) if dev == name => Some(gateway.clone()),
+        _ => None,
+    };
+    match router {
+        _ if link.on_subnet(sender) => report.ok(&format!(
             "the sender {sender} is on {name}'s subnet (TTL 1 reaches here)"
-        ));
-    } else if ttl <= 1 {
-        report.finding(
-            &format!("the sender {sender} is not on {name}'s subnet and sends with TTL {ttl}: the first router drops its datagrams"),
+        )),
+        Some(gateway) if ttl <= 1 => report.finding(
+            &format!("the sender {sender} is behind the router {gateway} on {name} and sends with TTL {ttl}: the router drops its datagrams"),
             "on the sender: a TTL above the routers between (mcat send --ttl 8; mc_join_options.ttl = 8), and multicast routing on those routers",
-        );
-    } else {
-        report.ok(&format!(
-            "the sender {sender} is off-subnet and sends with TTL {ttl}"
-        ));
+        ),
+        Some(gateway) => report.ok(&format!(
+            "the sender {sender} is behind the router {gateway} and sends with TTL {ttl}"
+        )),
+        None => report.ok(&format!(
+            "the sender {sender} is off {name}'s subnets, with no router toward it on {name}: TTL {ttl} is not checked"
+        )),
     }
     if sender.is_ipv6() {
         return Ok(()); // rp_filter is IPv4's
     }
     let mode = rp_filter("all").max(rp_filter(name)); // what the kernel applies
-    let back = route_to(sender)?;
     match (mode, &back) {
         (1, Ok((dev, _))) if dev != name => {
             let mut fix = format!("sysctl -w net.ipv4.conf.{name}.rp_filter=2");
@@ -368,7 +419,7 @@ fn rp_filter(conf: &str) -> u8 {
         .unwrap_or(0)
 }
 
-fn same_prefix(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
+pub(crate) fn same_prefix(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
     match (a, b) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = u32::MAX
@@ -386,129 +437,134 @@ fn same_prefix(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// nftables rules in input chains that drop or reject the port, and input chains that
-/// drop by default without accepting it. (iptables-nft's rules are nftables rules too;
-/// legacy iptables is not read.)
-fn check_firewall(port: u16, v6: bool, report: &mut Report) {
-    let out = match Command::new("nft").args(["-a", "list", "ruleset"]).output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        Ok(out) => {
-            let why = String::from_utf8_lossy(&out.stderr);
-            return report.skipped(&format!(
-                "firewall: nft cannot list the ruleset ({}); run as root",
-                why.trim()
-            ));
-        }
-        Err(_) => return report.skipped("firewall: nft is not installed (nftables)"),
+/// What nftables does to a datagram of the group arriving on the interface (see
+/// `firewall`): each rule or chain policy that drops it, with the command that removes
+/// exactly that cause. (iptables-nft's rules are nftables rules too; legacy iptables is
+/// not read.)
+fn check_firewall(datagram: &firewall::Datagram, report: &mut Report) {
+    let port = datagram.port;
+    let ruleset = match nft(&["-j", "list", "ruleset"]) {
+        Ok(out) => out,
+        Err(why) => return report.skipped(&format!("firewall: {why}")),
     };
-    let before = report.findings;
-    for chain in input_chains(&out, v6) {
-        for rule in &chain.rules {
-            let verdict_drops = rule.contains(" drop") || rule.contains(" reject");
-            if verdict_drops && matches_port(rule, port) {
-                let handle = rule.rsplit("# handle ").next().unwrap_or("?").trim();
-                report.finding(
-                    &format!(
-                        "the firewall drops UDP port {port}: {} {}: {}",
-                        chain.table,
-                        chain.name,
-                        rule.split(" # handle").next().unwrap_or(rule).trim()
-                    ),
-                    &format!(
-                        "nft delete rule {} {} handle {handle}",
-                        chain.table, chain.name
-                    ),
-                );
-            }
-        }
-        let accepted = chain
-            .rules
-            .iter()
-            .any(|r| r.contains(" accept") && matches_port(r, port));
-        if chain.policy_drop && !accepted {
-            report.finding(
-                &format!("the firewall's chain {} {} drops by default and no rule accepts UDP port {port}", chain.table, chain.name),
-                &format!("nft insert rule {} {} udp dport {port} accept", chain.table, chain.name),
-            );
+    let Ok(mut ruleset) = serde_json::from_str::<Value>(&ruleset) else {
+        return report.skipped("firewall: nft -j printed no JSON");
+    };
+    let (texts, devices) = read_listing(&nft(&["-a", "list", "ruleset"]).unwrap_or_default());
+    add_devices(&mut ruleset, &devices);
+    let verdicts = firewall::judge(&ruleset, datagram);
+    let shown = |p: &firewall::Place| {
+        let rule = p
+            .handle
+            .and_then(|h| texts.get(&(p.family.clone(), p.table.clone(), p.chain.clone(), h)))
+            .map_or(String::new(), |t| format!(": {t}"));
+        format!("{} {} {}{rule}", p.family, p.table, p.chain)
+    };
+    for place in &verdicts.drops {
+        let chain = format!("{} {} {}", place.family, place.table, place.chain);
+        match place.handle {
+            Some(handle) => report.finding(
+                &format!("the firewall drops UDP port {port} to {}: {}", datagram.group, shown(place)),
+                &format!("nft delete rule {chain} handle {handle}"),
+            ),
+            None => report.finding(
+                &format!("the firewall's chain {chain} drops by default and no rule accepts UDP port {port}"),
+                &format!("nft insert rule {chain} udp dport {port} accept"),
+            ),
         }
     }
-    if report.findings == before {
-        report.ok(&format!("the firewall (nftables) lets UDP port {port} in"));
+    for place in &verdicts.maybe {
+        println!(
+            "note: the firewall may drop UDP port {port} (a match doctor cannot settle, such as a mark or a rate limit, decides): {} handle {}",
+            shown(place),
+            place.handle.map_or("(policy)".to_owned(), |h| h.to_string())
+        );
+    }
+    if verdicts.drops.is_empty() {
+        report.ok(&format!(
+            "the firewall (nftables) lets UDP port {port} to {} in on {}",
+            datagram.group, datagram.interface
+        ));
     }
 }
 
-struct Chain {
-    table: String,
-    name: String,
-    policy_drop: bool,
-    rules: Vec<String>,
+/// `nft ARGS...`'s output, or why it could not list the ruleset.
+fn nft(args: &[&str]) -> Result<String, String> {
+    match Command::new("nft").args(args).output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(out) => Err(format!(
+            "nft cannot list the ruleset ({}); run as root",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(_) => Err("nft is not installed (nftables)".into()),
+    }
 }
 
-/// The chains of `nft -a list ruleset` that filter what this host receives (hook input
-/// or prerouting), in tables of the group's family.
-fn input_chains(ruleset: &str, v6: bool) -> Vec<Chain> {
-    let mut chains = Vec::new();
-    let (mut table, mut current): (Option<String>, Option<Chain>) = (None, None);
-    let mut hooked = false;
-    for line in ruleset.lines().map(str::trim) {
+type RuleTexts = HashMap<(String, String, String, u64), String>;
+type ChainDevices = HashMap<(String, String, String), Vec<String>>;
+
+/// From `nft -a list ruleset`: each rule's text by family, table, chain and handle, and
+/// the devices of each ingress chain (nft's JSON leaves them out).
+fn read_listing(listing: &str) -> (RuleTexts, ChainDevices) {
+    let (mut texts, mut devices) = (HashMap::new(), HashMap::new());
+    let (mut table, mut chain) = (None::<(String, String)>, None::<String>);
+    for line in listing.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["table", family, name, ..] => {
-                let wanted = matches!(*family, "inet")
-                    || (*family == "ip6") == v6 && matches!(*family, "ip" | "ip6");
-                table = wanted.then(|| format!("{family} {name}"));
-            }
-            ["chain", name, ..] => {
-                current = table.clone().map(|table| Chain {
-                    table,
-                    name: (*name).to_owned(),
-                    policy_drop: false,
-                    rules: Vec::new(),
-                });
-                hooked = false;
-            }
-            ["}"] | ["}", ..] => {
-                if let Some(chain) = current.take().filter(|_| hooked) {
-                    chains.push(chain);
+            ["table", family, name, ..] => table = Some(((*family).to_owned(), (*name).to_owned())),
+            ["chain", name, ..] => chain = Some((*name).to_owned()),
+            ["type", ..] if line.contains(" device") => {
+                if let (Some((family, name)), Some(chain)) = (&table, &chain) {
+                    let key = (family.clone(), name.clone(), chain.clone());
+                    devices.insert(key, chain_devices(line));
                 }
             }
             _ => {
-                let Some(chain) = current.as_mut() else {
+                let (Some((family, name)), Some(chain), Some((rule, handle))) =
+                    (&table, &chain, line.rsplit_once(" # handle "))
+                else {
                     continue;
                 };
-                if line.starts_with("type ") {
-                    hooked = line.contains("hook input") || line.contains("hook prerouting");
-                    chain.policy_drop = line.contains("policy drop");
-                } else if line.contains("# handle ") {
-                    chain.rules.push(line.to_owned());
+                if let Ok(handle) = handle.trim().parse() {
+                    let key = (family.clone(), name.clone(), chain.clone(), handle);
+                    texts.insert(key, rule.trim().to_owned());
                 }
             }
         }
     }
-    chains
+    (texts, devices)
 }
 
-/// Whether an nft rule's destination port match (a number, range or set) takes `port`;
-/// a rule that names no destination port matches every port only if it is about UDP.
-fn matches_port(rule: &str, port: u16) -> bool {
-    let Some(at) = rule.find("dport ") else {
-        return false;
-    };
-    let rest = &rule[at + "dport ".len()..];
-    let spec = if let Some(set) = rest.strip_prefix('{') {
-        set.split('}').next().unwrap_or_default()
-    } else {
-        rest.split_whitespace().next().unwrap_or_default()
+/// The devices of a chain's `type` line: `device "mc0"` or `devices = { "a", "b" }`.
+fn chain_devices(line: &str) -> Vec<String> {
+    let after = line.split_once(" device").map_or("", |(_, rest)| rest);
+    let spec = match after.split_once('{') {
+        Some((_, set)) if after.trim_start().starts_with("s") => {
+            set.split('}').next().unwrap_or("")
+        }
+        _ => after.split(" priority").next().unwrap_or(""),
     };
     spec.split(',')
-        .map(str::trim)
-        .any(|item| match item.split_once('-') {
-            Some((low, high)) => {
-                low.parse::<u16>().is_ok_and(|l| l <= port)
-                    && high.parse::<u16>().is_ok_and(|h| port <= h)
-            }
-            None => item.parse::<u16>() == Ok(port),
-        })
+        .map(|d| d.trim().trim_matches('"').trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
+/// Puts each ingress chain's devices into the JSON ruleset, as "dev".
+fn add_devices(ruleset: &mut Value, devices: &ChainDevices) {
+    for item in ruleset["nftables"].as_array_mut().into_iter().flatten() {
+        let Some(chain) = item.get_mut("chain") else {
+            continue;
+        };
+        let key = (
+            chain["family"].as_str().unwrap_or_default().to_owned(),
+            chain["table"].as_str().unwrap_or_default().to_owned(),
+            chain["name"].as_str().unwrap_or_default().to_owned(),
+        );
+        if let (Some(found), true) = (devices.get(&key), chain.get("dev").is_none()) {
+            chain["dev"] = serde_json::json!(found);
+        }
+    }
 }
 
 /// If a program here listens on the port, is the group joined on this interface?
@@ -521,18 +577,30 @@ fn check_membership(link: &Link, group: IpAddr, port: u16, report: &mut Report) 
     let Ok(sockets) = std::fs::read_to_string(table) else {
         return report.skipped(&format!("membership: cannot read {table}"));
     };
-    let bound = sockets.lines().skip(1).any(|line| {
-        let local = line.split_whitespace().nth(1).unwrap_or_default();
-        local
-            .rsplit(':')
-            .next()
-            .and_then(|p| u16::from_str_radix(p, 16).ok())
-            == Some(port)
-    });
-    if !bound {
+    // Each line: sl, local address:port (hexadecimal), ..., and last the socket's drops.
+    let on_port: Vec<Vec<&str>> = sockets
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|words| {
+            words
+                .get(1)
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+                == Some(port)
+        })
+        .collect();
+    if on_port.is_empty() {
         return println!(
             "note: nothing listens on UDP port {port} here (start the receiver, then ask again)"
         );
+    }
+    let drops: u64 = on_port
+        .iter()
+        .filter_map(|words| words.last()?.parse::<u64>().ok())
+        .sum();
+    if drops > 0 {
+        check_receive_buffer(port, drops, report);
     }
     let joined_on = memberships(group);
     let name = &link.name;
@@ -557,6 +625,49 @@ fn check_membership(link: &Link, group: IpAddr, port: u16, report: &mut Report) 
             ),
         );
     }
+}
+
+/// The kernel dropped datagrams for a socket on the port: its receive buffer was full.
+/// The fix depends on whether net.core.rmem_max capped what the program asked for (the
+/// kernel then grants twice rmem_max, which `ss -m` shows as rb).
+fn check_receive_buffer(port: u16, drops: u64, report: &mut Report) {
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let granted = Command::new("ss")
+        .args([
+            "-u",
+            "-a",
+            "-n",
+            "-m",
+            "-H",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let at = text.find("rb")? + 2;
+            let digits: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        });
+    let capped = granted.is_some_and(|rb| rmem_max > 0 && rb >= 2 * rmem_max);
+    let problem = format!(
+        "the kernel dropped {drops} datagrams for the socket on UDP port {port}: its receive buffer ({} bytes) was full, the program reads slower than they arrive",
+        granted.map_or("?".to_owned(), |b| b.to_string())
+    );
+    let fix = if capped {
+        format!("sysctl -w net.core.rmem_max={} (the program asked for more than the cap {rmem_max}), then restart the receiver", rmem_max * 4)
+    } else {
+        format!("restart the receiver asking for a larger receive buffer (mc_join_options.receive_buffer, JoinOptions::receive_buffer; up to net.core.rmem_max, {rmem_max}) or reading faster (mc_receive_batch)")
+    };
+    report.finding(&problem, &fix);
 }
 
 fn igmp_table(group: IpAddr) -> &'static str {
@@ -611,6 +722,11 @@ fn check_querier(
         report.skipped(&format!("{kind} querier: not listened for (--listen 0)"));
         return Ok(());
     }
+    eprintln!(
+        "mcat doctor: listening {:.0} s for an {kind} querier on {} (queries come every 125 s; --listen 0 skips)",
+        listen.as_secs_f64(),
+        link.name
+    );
     match heard_query(&link.name, v6, listen) {
         Ok(Some(from)) => {
             report.ok(&format!("an {kind} querier ({from}) asks on {}", link.name));
@@ -625,16 +741,46 @@ fn check_querier(
         }
         Err(QueryListen::Failed(e)) => return Err(e),
     }
-    let bridge_fix = "ip link set BRIDGE type bridge mcast_querier 1";
-    report.finding(
-        &format!(
-            "no {kind} querier heard on {} in {:.0} s (queries come every 125 s; --listen 130 to be sure): switches that snoop {kind} then forget members and stop forwarding",
-            link.name,
-            listen.as_secs_f64()
-        ),
-        &format!("enable the querier of the LAN's switch or multicast router (a Linux bridge: {bridge_fix})"),
-    );
+    let (name, seconds) = (&link.name, listen.as_secs_f64());
+    if let Some(bridge) = snooping_bridge_without_querier(name)? {
+        report.finding(
+            &format!("no {kind} querier heard on {name} in {seconds:.0} s, and the bridge {bridge} here snoops {kind} with its own querier off: it forgets members and stops forwarding to them"),
+            &format!("ip link set {bridge} type bridge mcast_querier 1"),
+        );
+    } else if listen >= QUERY_INTERVAL {
+        report.finding(
+            &format!("no {kind} querier heard on {name} in {seconds:.0} s (queries come every 125 s): switches that snoop {kind} then forget members and stop forwarding"),
+            "enable the querier of the LAN's switch or multicast router (a Linux bridge: ip link set BRIDGE type bridge mcast_querier 1)",
+        );
+    } else {
+        println!(
+            "note: no {kind} querier heard on {name} in {seconds:.0} s: a hint, not proof (queries come every 125 s; --listen 130 to be sure). Without one, switches that snoop {kind} forget members"
+        );
+    }
     Ok(())
+}
+
+/// Queriers' default interval: a listen this long without a query proves there is none.
+const QUERY_INTERVAL: Duration = Duration::from_secs(125);
+
+/// The bridge this interface is (or is a port of), if it snoops IGMP/MLD with its own
+/// querier off (`ip -d -j link`).
+fn snooping_bridge_without_querier(name: &str) -> Result<Option<String>, String> {
+    let details = |dev: &str| -> Result<Value, String> {
+        Ok(ip_json(&["-d", "link", "show", "dev", dev])?.unwrap_or_default()[0].clone())
+    };
+    let link = details(name)?;
+    let bridge = match link["linkinfo"]["info_kind"].as_str() {
+        Some("bridge") => link,
+        _ if link["linkinfo"]["info_slave_kind"].as_str() == Some("bridge") => {
+            details(link["master"].as_str().unwrap_or_default())?
+        }
+        _ => return Ok(None),
+    };
+    let data = &bridge["linkinfo"]["info_data"];
+    let snooping = data["mcast_snooping"].as_u64() == Some(1);
+    let querier = data["mcast_querier"].as_u64() == Some(1);
+    Ok((snooping && !querier).then(|| bridge["ifname"].as_str().unwrap_or_default().to_owned()))
 }
 
 // Elsewhere only the stub below, which never runs, makes one.
@@ -693,4 +839,20 @@ fn heard_query(_name: &str, _v6: bool, _listen: Duration) -> Result<Option<IpAdd
     Err(QueryListen::NotAllowed(
         std::io::ErrorKind::Unsupported.into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_devices_and_rule_texts_from_the_listing() {
+        let listing = "table netdev n {\n\tchain in {\n\t\ttype filter hook ingress device \"mc0\" priority filter; policy accept;\n\t\tudp dport 9999 drop # handle 3\n\t}\n\tchain two {\n\t\ttype filter hook ingress devices = { \"a\", \"b\" } priority 0; policy accept;\n\t}\n}\n";
+        let (texts, devices) = read_listing(listing);
+        let key = |c: &str| ("netdev".to_owned(), "n".to_owned(), c.to_owned());
+        assert_eq!(devices[&key("in")], vec!["mc0"]);
+        assert_eq!(devices[&key("two")], vec!["a", "b"]);
+        let rule = ("netdev".to_owned(), "n".to_owned(), "in".to_owned(), 3);
+        assert_eq!(texts[&rule], "udp dport 9999 drop");
+    }
 }

@@ -18,6 +18,7 @@ const EXIT_TIMEOUT: u8 = 3;
 const EXIT_PROBLEM: u8 = 4;
 
 mod doctor;
+mod firewall;
 mod interrupt;
 mod perf;
 mod ping;
