@@ -30,6 +30,8 @@ pub mod interface;
 pub mod message;
 pub mod options;
 
+#[cfg(all(feature = "tokio", unix))]
+mod async_group;
 mod budget;
 mod membership;
 mod platform;
@@ -41,6 +43,8 @@ mod ffi;
 mod sys;
 
 pub use address::Timeout;
+#[cfg(all(feature = "tokio", unix))]
+pub use async_group::AsyncGroup;
 pub use auth::{AuthCounters, GroupKey};
 pub use error::{Error, ErrorKind, Result};
 pub use group::{Group, Received};

@@ -51,6 +51,15 @@ impl Group {
         self.receive_ready(socket, buf)
     }
 
+    /// Whether a datagram is queued now (a wait of zero): for event loops whose
+    /// readiness is edge-triggered, after [`try_receive`](Self::try_receive) returned
+    /// nothing, whether to try again rather than wait for the next datagram.
+    pub(crate) fn queued_now(&self) -> Result<bool> {
+        let guard = self.read_socket("receive")?;
+        let socket = self.open_socket_or(&guard, "receive")?;
+        sys::wait_readable(socket, Some(Duration::ZERO)).map_err(|e| self.receive_error(&e))
+    }
+
     /// The one waiting model of every receive: `attempt` (a receive that does not wait)
     /// until it yields, waiting for the descriptor to be readable between attempts, until
     /// `timeout` passes (`Ok(None)`). Go's poller, tokio and asyncio run the same loop

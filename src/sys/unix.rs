@@ -102,6 +102,18 @@ pub(crate) fn bind_address(group_and_port: socket2::SockAddr) -> socket2::SockAd
     group_and_port
 }
 
+/// Registers a descriptor with tokio's reactor for readability (AsyncGroup).
+#[cfg(feature = "tokio")]
+pub(crate) fn register_readable(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    use tokio::io::unix::AsyncFd;
+    // SAFETY: an OwnedFd holds one open descriptor for as long as it lives, always
+    // reports that same descriptor, and is owned by the AsyncFd until it is dropped:
+    // what register_with_interest requires.
+    Ok(unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?)
+}
+
 /// Two connected datagram sockets: a byte sent on one wakes a waiter on the other.
 pub(crate) fn waker_pair() -> io::Result<(Socket, Socket)> {
     Socket::pair(Domain::UNIX, Type::DGRAM, None)
