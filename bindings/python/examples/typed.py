@@ -4,6 +4,7 @@ TypedDict, so ``data`` is bytes and ``source`` a str, not Any."""
 from typing import FrozenSet, List, Optional
 
 import libmulticast
+from libmulticast import aio
 
 
 def describe(message: libmulticast.Message) -> str:
@@ -14,6 +15,14 @@ def describe(message: libmulticast.Message) -> str:
 
 def first(group: libmulticast.Group) -> Optional[str]:
     message = group.receive(timeout=1.0)
+    return None if message is None else describe(message)
+
+
+async def first_async(group: aio.AsyncGroup) -> Optional[str]:
+    """The same on asyncio: the types carry through libmulticast.aio."""
+    message = await group.receive(timeout=1.0)
+    async for later in group:
+        return describe(later)
     return None if message is None else describe(message)
 
 
