@@ -19,6 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = os.path.join(ROOT, "build", "mcbench")
 GO = os.path.join(ROOT, "build", "mcbench-go")
 AEAD = os.path.join(ROOT, "build", "mcbench-aead")
+TOKIO = os.path.join(ROOT, "build", "mcbench-tokio")
+ASYNC_PY = [sys.executable, os.path.join(ROOT, "benches", "async_python.py")]
 OUT = os.path.join(ROOT, "build", "bench")
 SIZES = [64, 1024, 8192, 61440]
 
@@ -162,6 +164,21 @@ def main():
          note="vs sendto/recvfrom, echo process on the other core")
     pair("round trip p99 (us)", res["lib"], res["raw"], "p99_us", float("inf"),
          higher_is_better=False, note="reported")
+
+    # Async receives under a raw flood: tokio (AsyncGroup against tokio's UdpSocket) and
+    # asyncio (libmulticast.aio against create_datagram_endpoint), one task per datagram.
+    res = alternate(args.rounds, ["lib", "std"],
+                    lambda impl: with_blast(64, secs, lambda: run(TOKIO, impl, secs)))
+    raw["tokio_recv"] = res
+    pair("tokio receive 64 B (msg/s)", res["lib"], res["std"], "rate", 0.95,
+         note="AsyncGroup vs tokio::net::UdpSocket, current-thread runtime, under a raw flood")
+    env_py = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
+    res = alternate(args.rounds, ["lib", "std"], lambda impl: with_blast(64, secs, lambda: json.loads(
+        subprocess.run(on_cpu(0, ASYNC_PY + [impl, str(secs)]), check=True, capture_output=True, text=True,
+                       env=env_py, timeout=120).stdout.strip().splitlines()[-1])))
+    raw["asyncio_recv"] = res
+    pair("asyncio receive 64 B (msg/s)", res["lib"], res["std"], "rate", 0.90,
+         note="libmulticast.aio vs create_datagram_endpoint + asyncio.Queue, under a raw flood")
 
     # Go: the binding against the standard library as scriptling uses it.
     raw["go_send"], raw["go_recv"] = {}, {}
@@ -354,8 +371,8 @@ def machine():
 
 
 def figure(value):
-    """A table figure: three decimals below 1 (microseconds per message), else one."""
-    return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.1f}"
+    """A table figure: three decimals below 10 (microseconds per message), else one."""
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def render(rows, raw):
