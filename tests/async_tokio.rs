@@ -17,6 +17,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a current-thread runtime")
 }
 
+/// Runs a test's body on a fresh current-thread runtime; a body that waits 60 s (a lost
+/// datagram it awaits) fails rather than hangs.
+fn run<F: std::future::Future>(body: F) -> F::Output {
+    runtime().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), body)
+            .await
+            .expect("the test waited 60 s for something that never came")
+    })
+}
+
 fn threads() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -32,7 +42,7 @@ const GROUP: &str = "239.8.1.1";
 fn send_and_receive_on_a_current_thread_runtime() {
     require_private_netns();
     let port = unique_port();
-    runtime().block_on(async {
+    run(async {
         let g = AsyncGroup::join(GROUP, port, &test_iface()).unwrap();
         g.send(b"hello").await.unwrap();
         let mut buf = [0u8; 64];
@@ -59,7 +69,7 @@ fn send_and_receive_on_a_current_thread_runtime() {
 fn a_batch_waits_for_the_first_then_takes_what_is_queued() {
     require_private_netns();
     let port = unique_port();
-    runtime().block_on(async {
+    run(async {
         let g = AsyncGroup::join(GROUP, port, &test_iface()).unwrap();
         for i in 0..5u8 {
             g.send(&[i; 10]).await.unwrap();
@@ -91,7 +101,7 @@ fn a_batch_waits_for_the_first_then_takes_what_is_queued() {
 fn cancelled_receives_lose_nothing() {
     require_private_netns();
     let port = unique_port();
-    runtime().block_on(async {
+    run(async {
         let g = Arc::new(AsyncGroup::join(GROUP, port, &test_iface()).unwrap());
         let sender = Arc::clone(&g);
         const SENT: u32 = 2000;
@@ -116,8 +126,54 @@ fn cancelled_receives_lose_nothing() {
             }
         }
         sending.await.unwrap();
-        assert!(cancelled > 0, "no receive was ever cancelled: the test proved nothing");
-        assert_eq!(g.group().dropped(), 0, "the kernel dropped datagrams: the count is not the library's");
+        assert!(
+            cancelled > 0,
+            "no receive was ever cancelled: the test proved nothing"
+        );
+        assert_eq!(
+            g.group().dropped(),
+            0,
+            "the kernel dropped datagrams: the count is not the library's"
+        );
+    });
+}
+
+/// Receives that find datagrams queued return at once, yet a task draining a flood lets
+/// the runtime run others (tokio's cooperative budget covers AsyncFd's readiness).
+#[test]
+fn draining_a_queue_does_not_starve_other_tasks() {
+    require_private_netns();
+    let port = unique_port();
+    run(async {
+        let g = AsyncGroup::join(GROUP, port, &test_iface()).unwrap();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = Arc::clone(&ticks);
+            async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::Relaxed);
+        let mut buf = [0u8; 16];
+        // 300 receives that find a datagram queued (100 at a time, which the buffer
+        // holds), with no wait of this task's own in between.
+        for _ in 0..3 {
+            for _ in 0..100 {
+                g.send(b"x").await.unwrap();
+            }
+            for _ in 0..100 {
+                g.receive(&mut buf).await.unwrap();
+            }
+        }
+        assert!(
+            ticks.load(Ordering::Relaxed) > before,
+            "300 receives of queued datagrams never let another task run"
+        );
+        ticker.abort();
     });
 }
 
@@ -125,7 +181,7 @@ fn cancelled_receives_lose_nothing() {
 fn closing_ends_waiting_receives() {
     require_private_netns();
     let port = unique_port();
-    runtime().block_on(async {
+    run(async {
         let g = Arc::new(AsyncGroup::join(GROUP, port, &test_iface()).unwrap());
         let waiters: Vec<_> = (0..3)
             .map(|_| {
@@ -157,7 +213,7 @@ fn ten_thousand_waiting_tasks_on_one_thread() {
     require_private_netns();
     let before = threads();
     let ports: Vec<u16> = (0..50).map(|_| unique_port()).collect();
-    runtime().block_on(async {
+    run(async {
         let groups: Vec<Arc<AsyncGroup>> = ports
             .iter()
             .map(|&port| Arc::new(AsyncGroup::join(GROUP, port, &test_iface()).unwrap()))
@@ -226,7 +282,7 @@ fn authenticated_groups_and_no_runtime() {
         "outside a runtime: {e}"
     );
     assert!(e.message().contains("tokio runtime"), "{e}");
-    runtime().block_on(async {
+    run(async {
         let g = AsyncGroup::join_with(GROUP, port, &options).unwrap();
         g.send(b"sealed").await.unwrap();
         let mut buf = [0u8; 64];

@@ -247,6 +247,19 @@ def _json_text(message):
     return json.dumps(message, allow_nan=False).encode("utf-8")
 
 
+_scratch = threading.local()
+
+
+def _receive_buffers():
+    """This thread's receive buffers (a datagram's, a source's), made once: allocating
+    and zeroing 64 KiB per receive cost more than the receive."""
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = (ctypes.create_string_buffer(_RECEIVE_CAPACITY),
+                                      ctypes.create_string_buffer(_SOURCE_MAX))
+    return buffers
+
+
 class Group:
     """A joined group. Use ``close()`` or a ``with`` block; safe to share across threads."""
 
@@ -331,7 +344,7 @@ class Group:
             self._handle, t, slots, count, ctypes.byref(filled)))
         if status == _TIMEOUT:
             return []
-        return [{"data": buffers[i].raw[:slots[i].len], "source": slots[i].source.decode()}
+        return [{"data": ctypes.string_at(buffers[i], slots[i].len), "source": slots[i].source.decode()}
                 for i in range(filled.value)]
 
     def receive_now(self) -> Optional[Message]:
@@ -388,14 +401,14 @@ class Group:
         return size.value
 
     def _receive(self, timeout):
-        buf = ctypes.create_string_buffer(_RECEIVE_CAPACITY)
-        source = ctypes.create_string_buffer(_SOURCE_MAX)
+        buf, source = _receive_buffers()
         length = ctypes.c_size_t(0)
         status = _interruptible(timeout, lambda t: _lib.mc_receive(
             self._handle, t, buf, len(buf), ctypes.byref(length), source, len(source)))
         if status == _TIMEOUT:
             return None
-        return {"data": buf.raw[:length.value], "source": source.value.decode()}
+        # string_at copies the datagram's bytes alone (buf.raw would copy all 64 KiB).
+        return {"data": ctypes.string_at(buf, length.value), "source": source.value.decode()}
 
     def close(self) -> None:
         """Leaves the group; wakes blocked receivers (they raise ClosedError). Idempotent."""

@@ -27,6 +27,9 @@ from . import join as _join_blocking
 
 __all__ = ["AsyncGroup", "join"]
 
+# How many receives in a row may return without suspending before one yields to the loop.
+_AT_ONCE_BEFORE_YIELD = 64
+
 
 async def join(group_addr: str, port: int, interface: Optional[str] = "", **options: Any) -> "AsyncGroup":
     """Joins as ``libmulticast.join`` does (the same arguments) and returns an AsyncGroup
@@ -49,6 +52,7 @@ class AsyncGroup:
         self._returned: Deque[Message] = collections.deque()  # handed to cancelled tasks
         self._watching = False
         self._closed = False
+        self._at_once = 0  # receives in a row that returned without waiting
 
     async def send(self, message: Any) -> None:
         """Sends as ``Group.send`` does (str, bytes, dict/list as JSON). A UDP send
@@ -64,9 +68,17 @@ class AsyncGroup:
         if self._closed:
             raise ClosedError("receive failed: the group is closed")
         if not self._waiters:
+            # Under a flood every receive could return at once and the task would never
+            # let the loop run others: every so often it yields first (as tokio's
+            # cooperative budget makes a task do).
+            self._at_once += 1
+            if self._at_once >= _AT_ONCE_BEFORE_YIELD:
+                self._at_once = 0
+                await asyncio.sleep(0)
             message = self.group.receive_now()
             if message is not None:
                 return message
+        self._at_once = 0
         waiter: "asyncio.Future[Message]" = self._loop.create_future()
         self._waiters.append(waiter)
         self._watch()

@@ -18,11 +18,13 @@ GROUP = "239.3.1.1"
 
 
 def run(coroutine_function, loop_kind):
-    """Runs the test's coroutine on asyncio's default loop or on uvloop's."""
+    """Runs the test's coroutine on asyncio's default loop or on uvloop's; one that
+    waits 60 s (for a datagram that never came) fails rather than hangs."""
+    bounded = asyncio.wait_for(coroutine_function(), 60)
     if loop_kind == "uvloop":
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coroutine_function())
-    return asyncio.run(coroutine_function())
+            return runner.run(bounded)
+    return asyncio.run(bounded)
 
 
 def threads():
@@ -144,6 +146,32 @@ def test_two_thousand_tasks_on_twenty_groups(loop_kind):
         assert sum(r != "closed" for r in results) == 20, "each group's datagram reaches one waiter"
         assert results.count("closed") == 1980, "closing woke every other waiter"
         assert during <= before + 2, f"2,000 waiting receives took threads: {before} before, {during} during"
+
+    run(main, loop_kind)
+
+
+@LOOPS
+def test_a_flood_does_not_starve_other_tasks(loop_kind):
+    async def main():
+        g = await aio.join(GROUP, next(_ports))
+        for _ in range(130):  # queued (the default buffer holds them): every receive returns at once
+            await g.send(b"x")
+        ticks = 0
+
+        async def other():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.ensure_future(other())
+        await asyncio.sleep(0)
+        before = ticks
+        for _ in range(130):
+            assert await g.receive(timeout=5) is not None
+        assert ticks - before >= 1, "receives that returned at once starved the loop"
+        ticker.cancel()
+        g.close()
 
     run(main, loop_kind)
 
