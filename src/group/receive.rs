@@ -54,6 +54,7 @@ impl Group {
     /// Whether a datagram is queued now (a wait of zero): for event loops whose
     /// readiness is edge-triggered, after [`try_receive`](Self::try_receive) returned
     /// nothing, whether to try again rather than wait for the next datagram.
+    #[cfg(all(feature = "tokio", unix))]
     pub(crate) fn queued_now(&self) -> Result<bool> {
         let guard = self.read_socket("receive")?;
         let socket = self.open_socket_or(&guard, "receive")?;
