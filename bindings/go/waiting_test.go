@@ -37,9 +37,12 @@ func TestReceiveContextEnds(t *testing.T) {
 		t.Fatal("a cancelled ReceiveContext was still waiting 5 s later")
 	}
 
+	// start before the context: its deadline is then at least 50 ms after start, however
+	// long this goroutine waits between the two calls on a busy machine (a run under
+	// wine beside two CPU-bound processes measured 49.3 ms from a start taken after).
+	start := time.Now()
 	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	msg, err := g.ReceiveContext(ctx)
 	if msg != nil || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("ReceiveContext(50 ms) = %v, %v after %v", msg, err, time.Since(start))
@@ -270,8 +273,8 @@ func TestPacketConn(t *testing.T) {
 	}
 
 	// Deadlines: a timeout is a net.Error and os.ErrDeadlineExceeded.
-	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-	start := time.Now()
+	start := time.Now() // before the deadline is set, as in TestReceiveContextEnds
+	c.SetReadDeadline(start.Add(30 * time.Millisecond))
 	_, _, err = c.ReadFrom(buf)
 	var netErr net.Error
 	if !errors.As(err, &netErr) || !netErr.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) ||
