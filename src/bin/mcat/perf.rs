@@ -37,6 +37,9 @@ const DATA: u8 = 0;
 const END: u8 = 1;
 /// Bytes of the header; the smallest --size.
 pub const HEADER_LEN: usize = 32;
+/// How many senders' streams a receiver tracks; datagrams of further stream ids are
+/// ignored (forged or stray ids cannot grow its memory or its output without bound).
+const MAX_STREAMS: usize = 256;
 /// The receive buffer a receiver asks for.
 const RECEIVE_BUFFER: usize = 4 << 20;
 /// How many end markers the sender sends, and how far apart.
@@ -187,10 +190,16 @@ impl Tally {
     fn add(&mut self, other: &Tally) {
         self.received += other.received;
         self.bytes += other.bytes;
-        self.lost += other.lost;
+        self.lost = self.lost.saturating_add(other.lost);
         self.reordered += other.reordered;
         self.duplicates += other.duplicates;
     }
+}
+
+/// A count as the signed loss arithmetic takes it; a hostile sender's sequence numbers
+/// (a jump to 2^64 - 1) saturate rather than wrap.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Sequence numbers seen among the last [`WINDOW`] below the highest: duplicates and
@@ -254,14 +263,18 @@ impl Stream {
             self.mark(seq);
         } else if seq > self.highest {
             // The slots from the old highest on now stand for new sequence numbers.
-            for newer in (self.highest + 1..=seq).take(WINDOW as usize) {
-                let (word, bit) = Stream::slot(newer);
-                self.seen[word] &= !bit;
+            if seq - self.highest >= WINDOW {
+                self.seen.fill(0);
+            } else {
+                for newer in self.highest + 1..=seq {
+                    let (word, bit) = Stream::slot(newer);
+                    self.seen[word] &= !bit;
+                }
             }
-            lost = (seq - self.highest - 1) as i64;
+            lost = count(seq - self.highest - 1);
             self.highest = seq;
             self.mark(seq);
-        } else if seq + WINDOW <= self.highest || seq < self.base {
+        } else if self.highest - seq >= WINDOW || seq < self.base {
             reordered = 1;
         } else if self.mark(seq) {
             self.interval.duplicates += 1;
@@ -270,7 +283,7 @@ impl Stream {
             (lost, reordered) = (-1, 1); // it fills a gap counted as lost
         }
         let tally = &mut self.interval;
-        tally.lost += lost;
+        tally.lost = tally.lost.saturating_add(lost);
         tally.reordered += reordered;
         tally.received += 1;
         tally.bytes += len as u64;
@@ -295,7 +308,7 @@ impl Stream {
         let mut total = self.total;
         if let Some(sent) = self.sent {
             let expected = sent.saturating_sub(self.base);
-            total.lost = expected as i64 - total.received as i64;
+            total.lost = count(expected).saturating_sub(count(total.received));
         }
         (self.sent, total)
     }
@@ -362,6 +375,7 @@ fn run_receive(side: &ReceiveSide) -> Result<ExitCode, String> {
         last_heard = now;
         let arrival = now.duration_since(start).as_secs_f64();
         match kind {
+            DATA if streams.len() >= MAX_STREAMS && !streams.contains_key(&id) => {}
             DATA => streams
                 .entry(id)
                 .or_insert_with(|| Stream::new(received.source, seq, now))
@@ -439,7 +453,7 @@ fn print_line(
     let seconds = (to - from).max(1e-9);
     let rate = tally.received as f64 / seconds;
     let mbps = tally.bytes as f64 * 8.0 / seconds / 1e6;
-    let expected = tally.received as i64 + tally.lost;
+    let expected = count(tally.received).saturating_add(tally.lost);
     let lost_percent = if expected > 0 {
         100.0 * tally.lost as f64 / expected as f64
     } else {
@@ -484,7 +498,7 @@ mod tests {
         let now = Instant::now();
         let mut s = Stream::new("10.0.0.1:1".parse().unwrap(), seqs[0], now);
         for &seq in seqs {
-            s.data(seq, 100, seq * 1000, seq as f64 * 1e-6, now);
+            s.data(seq, 100, seq.wrapping_mul(1000), seq as f64 * 1e-6, now);
         }
         s.close_interval()
     }
@@ -514,6 +528,22 @@ mod tests {
             (3, 9_999, 1),
             "too old to tell: reordered"
         );
+    }
+
+    #[test]
+    fn hostile_sequence_numbers_saturate() {
+        let t = stream_of(&[0, u64::MAX, u64::MAX, u64::MAX - 1, 5]);
+        assert_eq!((t.received, t.duplicates, t.reordered), (4, 1, 2));
+        assert_eq!(
+            t.lost,
+            i64::MAX - 1,
+            "a gap of 2^64 - 2 saturates; 2^64 - 2, within the window, fills one place of it"
+        );
+        let now = Instant::now();
+        let mut s = Stream::new("10.0.0.1:1".parse().unwrap(), 0, now);
+        s.data(0, 100, 0, 0.0, now);
+        s.sent = Some(u64::MAX);
+        assert_eq!(s.summary().1.lost, i64::MAX - 1);
     }
 
     #[test]
