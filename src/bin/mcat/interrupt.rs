@@ -28,3 +28,23 @@ pub fn catch() {
 pub fn catch() {
     // Ctrl-C ends the process without a summary here: use --count.
 }
+
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGHUP came since the last call (or since [`catch_reload`]).
+pub fn reload_requested() -> bool {
+    RELOAD.swap(false, Ordering::Relaxed)
+}
+
+/// From now on SIGHUP asks for a reload rather than ending the process.
+#[cfg(unix)]
+pub fn catch_reload() {
+    extern "C" fn hang_up(_signal: libc::c_int) {
+        RELOAD.store(true, Ordering::Relaxed);
+    }
+    let handler: extern "C" fn(libc::c_int) = hang_up;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
+    }
+}

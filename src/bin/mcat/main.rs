@@ -22,6 +22,8 @@ mod firewall;
 mod interrupt;
 mod perf;
 mod ping;
+#[cfg(target_os = "linux")]
+mod relay;
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +66,11 @@ enum Command {
     /// datagrams at a rate, each `perf receive` (any number at once) prints per interval
     /// what arrived, was lost, reordered or duplicated, the jitter and the rate.
     Perf(perf::Perf),
+    /// Carry groups between interfaces (VLANs) and between sites over unicast UDP,
+    /// sealed with a site key: ranges, per-direction rules, no loops or duplicates,
+    /// rate limits, counters; SIGHUP reloads --config (Linux; root or CAP_NET_RAW).
+    #[cfg(target_os = "linux")]
+    Relay(relay::Relay),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -154,6 +161,8 @@ fn main() -> ExitCode {
         Command::Ping(ping) => ping::run(&ping),
         Command::Doctor(doctor) => doctor::run(&doctor),
         Command::Perf(perf) => perf::run(&perf),
+        #[cfg(target_os = "linux")]
+        Command::Relay(relay) => relay::run(&relay),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcat", &mut io::stdout());
             Ok(ExitCode::SUCCESS)

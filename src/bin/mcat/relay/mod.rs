@@ -1,0 +1,604 @@
+//! `mcat relay`: carries multicast groups between interfaces of one host (VLANs) and
+//! between sites over unicast UDP, sealed with the site key (docs/relay.md).
+//!
+//! One thread, one poll loop: packets arrive from each interface's tap and from the site
+//! socket; each is matched against the groups, checked for loops, rate-limited, and sent
+//! at most once into each destination the rules allow.
+
+mod config;
+mod limits;
+mod packet;
+mod site;
+mod stats;
+mod tap;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use multicast::auth;
+
+use crate::interrupt;
+use config::{Config, SITE};
+use limits::{Bucket, SentMemory};
+use packet::{Datagram, Skip};
+use site::{Origins, SiteDrop, SiteLink};
+use stats::{Drop, Stats};
+use tap::Tap;
+
+#[derive(Args)]
+pub struct Relay {
+    /// The configuration file (TOML; see docs/relay.md). SIGHUP reads it again.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["groups", "interfaces", "listen", "peers", "key_file"])]
+    config: Option<PathBuf>,
+    /// A group or range to relay (repeat for more): 239.255.255.250:1900,
+    /// 239.0.0.0/8:* (every group of the range, every port), [ff02::fb]:5353.
+    #[arg(long = "group", value_name = "GROUP:PORT")]
+    groups: Vec<String>,
+    /// An interface to relay between (repeat for each).
+    #[arg(short, long = "interface", value_name = "IFACE")]
+    interfaces: Vec<String>,
+    /// The site link: the address and port to hear peer relays on (0.0.0.0:7400).
+    #[arg(long, value_name = "ADDR:PORT", requires = "key_file")]
+    listen: Option<String>,
+    /// A peer relay, HOST:PORT (repeat for each).
+    #[arg(long = "peer", value_name = "HOST:PORT", requires = "listen")]
+    peers: Vec<String>,
+    /// The site key: a file of 64 hex digits, the same at every site.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    key_file: Option<PathBuf>,
+    /// How many relay-to-relay hops a datagram may take (1: a full mesh).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "listen")]
+    hop_limit: u8,
+    /// Every SECONDS, and on exit, the counters per group and direction (standard error).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::positive_seconds)]
+    stats: Option<Duration>,
+    /// The counters as one JSON object per report, on standard output.
+    #[arg(long)]
+    json: bool,
+    /// A line on standard error for each datagram dropped, saying why.
+    #[arg(long)]
+    debug: bool,
+}
+
+pub fn run(args: &Relay) -> Result<ExitCode, String> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::check(flags_as_file(args)).unwrap_or_else(|e| crate::usage_error(e)),
+    };
+    interrupt::catch();
+    interrupt::catch_reload();
+    let mut stats = Stats::new(config.limits.max_groups);
+    let state = State {
+        origins: Origins {
+            this: auth::Sender::new().map_err(|e| e.message().to_owned())?,
+            seen: auth::Replays::default(),
+        },
+        sent: SentMemory::new(),
+        buckets: HashMap::new(),
+    };
+    let mut relay = Running::start(config, state, args.debug).map_err(|failed| failed.0)?;
+    relay.announce();
+    let every = args.stats;
+    let mut next_report = every.map(|d| Instant::now() + d);
+    while !interrupt::happened() {
+        if interrupt::reload_requested() {
+            relay = reload(relay, args, &mut stats)?;
+        }
+        let wait = next_report.map_or(TICK, |at| {
+            at.saturating_duration_since(Instant::now()).min(TICK)
+        });
+        relay.poll_once(wait, &mut stats)?;
+        if let (Some(at), Some(every)) = (next_report, every) {
+            if Instant::now() >= at {
+                stats.report(args.json);
+                next_report = Some(at + every);
+            }
+        }
+    }
+    if every.is_some() || args.json {
+        stats.report(args.json);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How often the loop looks for signals when nothing arrives.
+const TICK: Duration = Duration::from_millis(100);
+/// Packets taken from one socket before looking at the others.
+const BURST: usize = 64;
+
+fn flags_as_file(args: &Relay) -> config::File {
+    config::File {
+        groups: args.groups.clone(),
+        interfaces: args.interfaces.clone(),
+        site: args.listen.as_ref().map(|listen| config::SiteFile {
+            listen: listen.clone(),
+            key_file: args
+                .key_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            key_id: 0,
+            peers: args.peers.clone(),
+            hop_limit: args.hop_limit,
+            forward_ttl_1: false,
+        }),
+        forward_ttl_1: true,
+        ..config::File::default()
+    }
+}
+
+/// SIGHUP: the file read again; a file that does not check, or sockets that do not open,
+/// leave the running configuration as it was.
+fn reload(relay: Running, args: &Relay, stats: &mut Stats) -> Result<Running, String> {
+    let Some(path) = &args.config else {
+        eprintln!("mcat relay: SIGHUP: nothing to reload (no --config)");
+        return Ok(relay);
+    };
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mcat relay: SIGHUP: kept the running configuration: {e}");
+            return Ok(relay);
+        }
+    };
+    let (old, state) = relay.stop();
+    let max_groups = config.limits.max_groups;
+    match Running::start(config, state, args.debug) {
+        Ok(relay) => {
+            stats.set_max_groups(max_groups);
+            eprintln!("mcat relay: SIGHUP: reloaded {}", path.display());
+            relay.announce();
+            Ok(relay)
+        }
+        Err(failed) => {
+            let (e, state) = *failed;
+            eprintln!("mcat relay: SIGHUP: kept the running configuration: {e}");
+            Running::start(old, state, args.debug)
+                .map_err(|failed| format!("cannot restart the running configuration: {}", failed.0))
+        }
+    }
+}
+
+/// What outlives a reload besides the counters.
+struct State {
+    origins: Origins,
+    /// Fingerprints of what this relay sent: its own datagrams, when they come back.
+    sent: SentMemory,
+    /// Per group:port rate limits, at most limits.max_groups of them.
+    buckets: HashMap<(IpAddr, u16), Bucket>,
+}
+
+struct Running {
+    config: Config,
+    taps: Vec<Tap>,
+    /// Per tap, this relay's own address there (for `source = "relay"`).
+    own: Vec<Option<IpAddr>>,
+    site: Option<SiteLink>,
+    state: State,
+    debug: bool,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Running {
+    fn start(config: Config, state: State, debug: bool) -> Result<Running, Box<(String, State)>> {
+        match Running::open(&config) {
+            Ok((taps, own, site)) => Ok(Running {
+                config,
+                taps,
+                own,
+                site,
+                state,
+                debug,
+                buf: vec![0; 1 << 16],
+                out: Vec::with_capacity(1 << 16),
+            }),
+            Err(e) => Err(Box::new((e, state))),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn open(config: &Config) -> Result<(Vec<Tap>, Vec<Option<IpAddr>>, Option<SiteLink>), String> {
+        let mut taps = Vec::new();
+        let mut own = Vec::new();
+        for v6 in [false, true] {
+            if !config.groups.iter().any(|g| g.network.is_ipv6() == v6) {
+                continue;
+            }
+            for interface in &config.interfaces {
+                let exact: Vec<IpAddr> = config
+                    .groups
+                    .iter()
+                    .filter(|g| g.network.is_ipv6() == v6 && g.prefix == if v6 { 128 } else { 32 })
+                    .filter(|g| g.zone.as_ref().is_none_or(|z| z == interface))
+                    .map(|g| g.network)
+                    .collect();
+                let tap = Tap::open(interface, v6, &exact)?;
+                own.push(tap::own_address(tap.index, v6));
+                taps.push(tap);
+            }
+        }
+        if config.source_is_relay {
+            if let Some(i) = own.iter().position(Option::is_none) {
+                return Err(format!(
+                    "source = \"relay\": {} has no {} address to send from",
+                    taps[i].interface,
+                    if taps[i].v6 { "IPv6" } else { "IPv4" }
+                ));
+            }
+        }
+        let site = config
+            .site
+            .as_ref()
+            .map(|site| SiteLink::open(site, config.limits.peer_rate))
+            .transpose()?;
+        Ok((taps, own, site))
+    }
+
+    fn stop(self) -> (Config, State) {
+        (self.config, self.state)
+    }
+
+    fn announce(&self) {
+        let mut between: Vec<String> = self.config.interfaces.clone();
+        if let Some(site) = &self.site {
+            let at = site
+                .local_address()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            between.push(format!(
+                "the site link on {at} ({} peers)",
+                site.peers.len()
+            ));
+        }
+        let groups: Vec<String> = self
+            .config
+            .groups
+            .iter()
+            .map(config::GroupRange::to_string)
+            .collect();
+        eprintln!(
+            "mcat relay: relaying {} between {}",
+            groups.join(" "),
+            between.join(", ")
+        );
+    }
+
+    fn poll_once(&mut self, wait: Duration, stats: &mut Stats) -> Result<(), String> {
+        let mut fds: Vec<libc::pollfd> = self
+            .taps
+            .iter()
+            .map(Tap::fd)
+            .chain(self.site.as_ref().map(SiteLink::fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let millis = wait.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: fds is a valid array of fds.len() pollfd structures.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        if ready <= 0 {
+            return Ok(()); // timeout, or EINTR from a signal the loop looks at next
+        }
+        for (i, fd) in fds.iter().enumerate() {
+            if fd.revents == 0 {
+                continue;
+            }
+            for _ in 0..BURST {
+                let more = match i < self.taps.len() {
+                    true => self.receive_from_tap(i, stats)?,
+                    false => self.receive_from_site(stats)?,
+                };
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One packet from tap `i`; false when none was waiting.
+    fn receive_from_tap(&mut self, i: usize, stats: &mut Stats) -> Result<bool, String> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let received = self.taps[i].receive(&mut buf);
+        let outcome = match received {
+            Ok(Some((n, partial_checksum))) => {
+                if partial_checksum {
+                    packet::complete_checksum(&mut buf[..n]);
+                }
+                self.relay_local(i, &buf[..n], stats);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(format!("cannot receive on {}: {e}", self.taps[i].interface)),
+        };
+        self.buf = buf;
+        outcome
+    }
+
+    fn relay_local(&mut self, i: usize, packet: &[u8], stats: &mut Stats) {
+        let d = match packet::parse(packet) {
+            Ok(d) => d,
+            Err(Skip::Other) => return,
+            Err(Skip::Fragment) => return stats.other("fragment"),
+            Err(Skip::Malformed) => return stats.other("malformed"),
+        };
+        let from = self.taps[i].interface.clone();
+        if !self.config.relays(d.group, d.port(), Some(&from)) {
+            return;
+        }
+        let group = group_text(&d);
+        if self
+            .state
+            .sent
+            .contains(self.state.sent.fingerprint(d.source, d.group, d.udp))
+        {
+            return self.drop(stats, &d, &group, &from, "*", Drop::Loop);
+        }
+        if let Err(why) = self.take_token(&d) {
+            return self.drop(stats, &d, &group, &from, "*", why);
+        }
+        for j in 0..self.taps.len() {
+            let into = &self.taps[j];
+            if j == i || into.v6 != self.taps[i].v6 {
+                continue;
+            }
+            let into = into.interface.clone();
+            match self.may_send(&from, &into, &d, self.config.forward_ttl_1) {
+                Ok(ttl) => self.send_local(j, &d, ttl, &group, &from, stats),
+                Err(why) => self.drop(stats, &d, &group, &from, &into, why),
+            }
+        }
+        let Some(forward_ttl_1) = self.site.as_ref().map(|s| s.forward_ttl_1) else {
+            return;
+        };
+        match self.may_send(&from, SITE, &d, forward_ttl_1) {
+            Ok(ttl) => {
+                let site = self.site.as_mut().expect("checked above");
+                match site.originate(&mut self.state.origins, &d, ttl) {
+                    Ok(()) => self.send_to_peers(None, &d, &group, &from, stats),
+                    Err(e) => {
+                        self.log(&d, &from, SITE, &e);
+                        stats.dropped(&group, &from, SITE, Drop::TooBig);
+                    }
+                }
+            }
+            Err(why) => self.drop(stats, &d, &group, &from, SITE, why),
+        }
+    }
+
+    /// The TTL a datagram leaves with into `into`, or why it does not go there.
+    fn may_send(
+        &self,
+        from: &str,
+        into: &str,
+        d: &Datagram,
+        forward_ttl_1: bool,
+    ) -> Result<u8, Drop> {
+        if !self.config.allows(from, into, d.group, d.port()) {
+            return Err(Drop::Rule);
+        }
+        match d.ttl {
+            0 => Err(Drop::Ttl),
+            1 if forward_ttl_1 => Ok(1),
+            1 => Err(Drop::Ttl),
+            ttl => Ok(ttl - 1),
+        }
+    }
+
+    /// The group's token; a group beyond limits.max_groups takes a slot idle for a
+    /// minute, or is dropped.
+    fn take_token(&mut self, d: &Datagram) -> Result<(), Drop> {
+        let key = (d.group, d.port());
+        let limits = self.config.limits;
+        let buckets = &mut self.state.buckets;
+        if !buckets.contains_key(&key) && buckets.len() >= limits.max_groups {
+            buckets.retain(|_, b| !b.idle_for(Duration::from_secs(60)));
+            if buckets.len() >= limits.max_groups {
+                return Err(Drop::GroupCap);
+            }
+        }
+        match buckets
+            .entry(key)
+            .or_insert_with(|| Bucket::new(limits.group_rate))
+            .take()
+        {
+            true => Ok(()),
+            false => Err(Drop::Rate),
+        }
+    }
+
+    fn send_local(
+        &mut self,
+        j: usize,
+        d: &Datagram,
+        ttl: u8,
+        group: &str,
+        from: &str,
+        stats: &mut Stats,
+    ) {
+        let source = match self.config.source_is_relay {
+            true => self.own[j].unwrap_or(d.source),
+            false => d.source,
+        };
+        packet::build(&mut self.out, d, source, ttl);
+        let udp = &self.out[self.out.len() - d.udp.len()..];
+        let fingerprint = self.state.sent.fingerprint(source, d.group, udp);
+        self.state.sent.remember(fingerprint);
+        let tap = &self.taps[j];
+        match tap.send(&self.out, d.group) {
+            Ok(()) => stats.relayed(group, from, &tap.interface, d.payload().len()),
+            Err(e) => {
+                let why = match e.raw_os_error() {
+                    Some(libc::EMSGSIZE) => Drop::TooBig,
+                    _ => Drop::SendError,
+                };
+                let into = tap.interface.clone();
+                self.log(d, from, &into, &format!("cannot send: {e}"));
+                stats.dropped(group, from, &into, why);
+            }
+        }
+    }
+
+    fn send_to_peers(
+        &mut self,
+        except: Option<usize>,
+        d: &Datagram,
+        group: &str,
+        from: &str,
+        stats: &mut Stats,
+    ) {
+        let site = self.site.as_ref().expect("only with a site link");
+        for (peer, sent) in site.send_sealed(except) {
+            let into = format!("{SITE}:{}", site.peers[peer].name);
+            match sent {
+                Ok(()) => stats.relayed(group, from, &into, d.payload().len()),
+                Err(e) => {
+                    if self.debug {
+                        eprintln!(
+                            "mcat relay: cannot send to peer {}: {e}",
+                            site.peers[peer].name
+                        );
+                    }
+                    stats.dropped(group, from, &into, Drop::SendError);
+                }
+            }
+        }
+    }
+
+    /// One datagram from the site socket; false when none was waiting.
+    fn receive_from_site(&mut self, stats: &mut Stats) -> Result<bool, String> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let site = self.site.as_mut().expect("polled only with a site link");
+        let outcome = match site.receive(&mut self.state.origins, &mut buf) {
+            Ok(None) => Ok(false),
+            Ok(Some((peer, Err(why)))) => {
+                self.site_drop(peer, why, stats);
+                Ok(true)
+            }
+            Ok(Some((peer, Ok(frame)))) => {
+                let name = format!(
+                    "{SITE}:{}",
+                    self.site.as_ref().expect("open").peers[peer].name
+                );
+                self.relay_from_site(peer, &name, frame.hops_left, &frame.datagram, stats);
+                Ok(true)
+            }
+            Err(e) => Err(format!("cannot receive from peers: {e}")),
+        };
+        self.buf = buf;
+        outcome
+    }
+
+    fn site_drop(&self, peer: usize, why: SiteDrop, stats: &mut Stats) {
+        let name = match why {
+            SiteDrop::UnknownPeer => "unknown_peer",
+            SiteDrop::PeerRate => "peer_rate",
+            SiteDrop::Unauthenticated => "unauthenticated",
+            SiteDrop::Duplicate => "duplicate",
+            SiteDrop::Malformed => "malformed",
+        };
+        stats.other(name);
+        if self.debug && why != SiteDrop::Duplicate {
+            let site = self.site.as_ref().expect("open");
+            let from = site
+                .peers
+                .get(peer)
+                .map_or("an address that is not a peer", |p| p.name.as_str());
+            eprintln!(
+                "mcat relay: dropped a site datagram from {from}: {}",
+                name.replace('_', " ")
+            );
+        }
+    }
+
+    fn relay_from_site(
+        &mut self,
+        peer: usize,
+        from: &str,
+        hops_left: u8,
+        d: &Datagram,
+        stats: &mut Stats,
+    ) {
+        let group = group_text(d);
+        if !self.config.relays(d.group, d.port(), None) {
+            return self.drop(stats, d, &group, from, "*", Drop::Rule);
+        }
+        if let Err(why) = self.take_token(d) {
+            return self.drop(stats, d, &group, from, "*", why);
+        }
+        for j in 0..self.taps.len() {
+            if self.taps[j].v6 != d.group.is_ipv6() {
+                continue;
+            }
+            let into = self.taps[j].interface.clone();
+            // The TTL was counted down by the relay that took it in: the site link
+            // between two relays is one hop, as a tunnel between two routers is.
+            match self.config.allows(SITE, &into, d.group, d.port()) {
+                true => self.send_local(j, d, d.ttl, &group, from, stats),
+                false => self.drop(stats, d, &group, from, &into, Drop::Rule),
+            }
+        }
+        if hops_left > 0 {
+            let site = self.site.as_mut().expect("open");
+            if site.pass_on(hops_left - 1).is_ok() {
+                self.send_to_peers(Some(peer), d, &group, from, stats);
+            }
+        }
+    }
+
+    fn drop(
+        &self,
+        stats: &mut Stats,
+        d: &Datagram,
+        group: &str,
+        from: &str,
+        into: &str,
+        why: Drop,
+    ) {
+        stats.dropped(group, from, into, why);
+        if self.debug {
+            let reason = match why {
+                Drop::Rule if into == "*" => {
+                    "this relay does not relay that group from a peer".to_owned()
+                }
+                Drop::Rule => format!("no rule lets {from} send this group into {into}"),
+                Drop::Rate => "over the group's rate limit".to_owned(),
+                Drop::Ttl => format!("TTL {} (TTL 1 goes there only with forward_ttl_1)", d.ttl),
+                Drop::Loop => "this relay sent it: relaying it again would loop".to_owned(),
+                Drop::GroupCap => "limits.max_groups groups are already tracked".to_owned(),
+                Drop::TooBig | Drop::SendError => "it could not be sent".to_owned(),
+            };
+            self.log(d, from, into, &reason);
+        }
+    }
+
+    fn log(&self, d: &Datagram, from: &str, into: &str, why: &str) {
+        if self.debug {
+            let into = if into == "*" {
+                String::new()
+            } else {
+                format!(" into {into}")
+            };
+            eprintln!(
+                "mcat relay: dropped {} -> {} from {from}{into}: {why}",
+                socket_text(d.source, d.source_port()),
+                group_text(d),
+            );
+        }
+    }
+}
+
+fn socket_text(address: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(address, port).to_string()
+}
+
+fn group_text(d: &Datagram) -> String {
+    socket_text(d.group, d.port())
+}
