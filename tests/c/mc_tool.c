@@ -9,7 +9,8 @@
  *   mc_tool join GROUP PORT IFACE            join only; print the status and message
  *
  * With MC_TOOL_REANNOUNCE=SECONDS in the environment, recv re-announces its membership
- * at that interval (mc_join_options.reannounce_seconds).
+ * at that interval (mc_join_options.reannounce_seconds); with MC_TOOL_TTL=N, send sends
+ * with that TTL.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static mc_group *join(const char *group, const char *port, const char *iface) {
     mc_status s = mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION);
     o.interface_name = iface;
     if (getenv("MC_TOOL_REANNOUNCE")) o.reannounce_seconds = (uint32_t)atoi(getenv("MC_TOOL_REANNOUNCE"));
+    if (getenv("MC_TOOL_TTL")) o.ttl = atoi(getenv("MC_TOOL_TTL"));
     if (s == MC_OK) s = mc_join_with_options(group, atoi(port), &o, &g);
     if (s != MC_OK) {
         printf("%s %s\n", mc_status_str(s), mc_last_error());
