@@ -23,7 +23,7 @@ use multicast::auth;
 
 use crate::interrupt;
 use config::{Config, SITE};
-use limits::{Bucket, SentMemory};
+use limits::{Bucket, LinkAddress, SentMemory, FROM_SITE};
 use packet::{Datagram, Skip};
 use site::{Origins, SiteDrop, SiteLink};
 use stats::{Drop, Stats};
@@ -308,11 +308,12 @@ impl Running {
         let mut buf = std::mem::take(&mut self.buf);
         let received = self.taps[i].receive(&mut buf);
         let outcome = match received {
-            Ok(Some((n, partial_checksum))) => {
-                if partial_checksum {
-                    packet::complete_checksum(&mut buf[..n]);
+            Ok(Some(arrival)) => {
+                let packet = &mut buf[..arrival.len];
+                if arrival.partial_checksum {
+                    packet::complete_checksum(packet);
                 }
-                self.relay_local(i, &buf[..n], stats);
+                self.relay_local(i, packet, arrival.from, stats);
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -322,7 +323,7 @@ impl Running {
         outcome
     }
 
-    fn relay_local(&mut self, i: usize, packet: &[u8], stats: &mut Stats) {
+    fn relay_local(&mut self, i: usize, packet: &[u8], link_from: LinkAddress, stats: &mut Stats) {
         let d = match packet::parse(packet) {
             Ok(d) => d,
             Err(Skip::Other) => return,
@@ -334,11 +335,14 @@ impl Running {
             return;
         }
         let group = group_text(&d);
-        if self
-            .state
-            .sent
-            .contains(self.state.sent.fingerprint(d.source, d.group, d.udp))
-        {
+        let fingerprint = self.state.sent.fingerprint(d.source, d.group, d.udp);
+        // Sent by this host (through a link that joins two of its interfaces), or a copy
+        // of what it sent, passed back by another relay. (With `source = "relay"`, such a
+        // copy carries one of this relay's addresses.)
+        let own = (link_from != LinkAddress::default()
+            && self.taps.iter().any(|t| t.address == link_from))
+            || self.own.contains(&Some(d.source));
+        if own || self.state.sent.is_loop(fingerprint, link_from) {
             return self.drop(stats, &d, &group, &from, "*", Drop::Loop);
         }
         if let Err(why) = self.take_token(&d) {
@@ -351,7 +355,7 @@ impl Running {
             }
             let into = into.interface.clone();
             match self.may_send(&from, &into, &d, self.config.forward_ttl_1) {
-                Ok(ttl) => self.send_local(j, &d, ttl, &group, &from, stats),
+                Ok(ttl) => self.send_local(j, &d, ttl, &group, &from, link_from, stats),
                 Err(why) => self.drop(stats, &d, &group, &from, &into, why),
             }
         }
@@ -414,6 +418,8 @@ impl Running {
         }
     }
 
+    /// Sends `d` out of tap `j`; `link_from` is where it arrived from (or FROM_SITE).
+    #[allow(clippy::too_many_arguments)]
     fn send_local(
         &mut self,
         j: usize,
@@ -421,6 +427,7 @@ impl Running {
         ttl: u8,
         group: &str,
         from: &str,
+        link_from: LinkAddress,
         stats: &mut Stats,
     ) {
         let source = match self.config.source_is_relay {
@@ -430,7 +437,7 @@ impl Running {
         packet::build(&mut self.out, d, source, ttl);
         let udp = &self.out[self.out.len() - d.udp.len()..];
         let fingerprint = self.state.sent.fingerprint(source, d.group, udp);
-        self.state.sent.remember(fingerprint);
+        self.state.sent.remember(fingerprint, link_from);
         let tap = &self.taps[j];
         match tap.send(&self.out, d.group) {
             Ok(()) => stats.relayed(group, from, &tap.interface, d.payload().len()),
@@ -541,7 +548,7 @@ impl Running {
             // The TTL was counted down by the relay that took it in: the site link
             // between two relays is one hop, as a tunnel between two routers is.
             match self.config.allows(SITE, &into, d.group, d.port()) {
-                true => self.send_local(j, d, d.ttl, &group, from, stats),
+                true => self.send_local(j, d, d.ttl, &group, from, FROM_SITE, stats),
                 false => self.drop(stats, d, &group, from, &into, Drop::Rule),
             }
         }

@@ -11,7 +11,18 @@ use socket2::{
     Domain, InterfaceIndexOrAddress, Protocol, SockAddr, SockAddrStorage, SockFilter, Socket, Type,
 };
 
+use super::limits::LinkAddress;
 use super::packet;
+
+/// A packet read from a tap.
+pub struct Arrival {
+    pub len: usize,
+    /// Its UDP checksum is still to be computed (sent from this host, or through
+    /// virtual links that leave it to the hardware: veth, bridges, tun).
+    pub partial_checksum: bool,
+    /// The link-layer address it came from (zeros where the link has none).
+    pub from: LinkAddress,
+}
 
 pub struct Tap {
     pub interface: String,
@@ -20,6 +31,8 @@ pub struct Tap {
     socket: Socket,
     /// Whether the link has Ethernet addresses (else, as on tun or WireGuard, none).
     ethernet: bool,
+    /// The interface's own link-layer address (zeros where it has none).
+    pub address: LinkAddress,
     /// Holds the joins of exact groups; never read.
     _memberships: Socket,
 }
@@ -71,14 +84,15 @@ impl Tap {
             let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
         }
         let memberships = join_exact(interface, index, v6, groups)?;
-        let ethernet =
-            is_ethernet(&socket, interface).map_err(|e| failed("read the link type", e))?;
+        let (ethernet, address) =
+            link_of(&socket, interface).map_err(|e| failed("read the link type", e))?;
         Ok(Tap {
             interface: interface.to_owned(),
             index,
             v6,
             socket,
             ethernet,
+            address,
             _memberships: memberships,
         })
     }
@@ -87,18 +101,19 @@ impl Tap {
         std::os::fd::AsRawFd::as_raw_fd(&self.socket)
     }
 
-    /// The next packet, or None when none is waiting; true with it when its UDP checksum
-    /// is still to be computed (sent from this host, or through virtual links that
-    /// leave it to the hardware: veth, bridges, tun).
-    pub fn receive(&self, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
+    /// The next packet, or None when none is waiting.
+    pub fn receive(&self, buf: &mut [u8]) -> io::Result<Option<Arrival>> {
         // u64s: cmsghdr alignment; room for one tpacket_auxdata.
         let mut control = [0u64; 8];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
-        // SAFETY: an all-zero msghdr is valid; its pointers are set right below.
+        // SAFETY: all-zero msghdr and sockaddr_ll are valid; pointers are set below.
         let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        message.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
+        message.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
         message.msg_iov = &mut iov;
         message.msg_iovlen = 1;
         message.msg_control = control.as_mut_ptr().cast();
@@ -128,7 +143,14 @@ impl Tap {
                 cmsg = libc::CMSG_NXTHDR(&message, cmsg);
             }
         }
-        Ok(Some((n as usize, partial)))
+        let mut address = LinkAddress::default();
+        let length = usize::from(from.sll_halen).min(address.len());
+        address[..length].copy_from_slice(&from.sll_addr[..length]);
+        Ok(Some(Arrival {
+            len: n as usize,
+            partial_checksum: partial,
+            from: address,
+        }))
     }
 
     /// Sends a whole IP packet to `group` out of this interface.
@@ -184,8 +206,8 @@ fn set_int(
     }
 }
 
-/// Whether the interface has Ethernet addresses (its hardware address family).
-fn is_ethernet(socket: &Socket, interface: &str) -> io::Result<bool> {
+/// Whether the interface has Ethernet addresses (its hardware address family), and its own.
+fn link_of(socket: &Socket, interface: &str) -> io::Result<(bool, LinkAddress)> {
     // SAFETY: an all-zero ifreq is valid.
     let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
     for (to, from) in request
@@ -207,7 +229,15 @@ fn is_ethernet(socket: &Socket, interface: &str) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
-    Ok(unsafe { request.ifr_ifru.ifru_hwaddr.sa_family } == libc::ARPHRD_ETHER)
+    let hardware = unsafe { request.ifr_ifru.ifru_hwaddr };
+    let ethernet = hardware.sa_family == libc::ARPHRD_ETHER;
+    let mut address = LinkAddress::default();
+    if ethernet {
+        for (to, from) in address.iter_mut().zip(&hardware.sa_data[..6]) {
+            *to = *from as u8;
+        }
+    }
+    Ok((ethernet, address))
 }
 
 fn wait_writable(fd: std::os::fd::RawFd) {
