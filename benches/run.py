@@ -284,6 +284,27 @@ def main():
             print(f"members {n:3d}: send {median(m, 'send_rate'):12,.1f} msg/s, each member received "
                   f"{median(m, 'min_member_rate'):12,.1f} msg/s (slowest)", flush=True)
 
+    # mcat relay between two bridges: what a receiver behind it gets while a raw sender
+    # floods the group, against a receiver on the sender's own bridge; round trips through
+    # it (crossing it twice) against round trips on one bridge (benches/relay.sh).
+    relay = json.loads(subprocess.run(
+        [os.path.join(ROOT, "benches", "relay.sh"), str(args.rounds), str(secs), str(args.pings), "64", "1024"],
+        check=True, capture_output=True, text=True, timeout=3600).stdout.strip().splitlines()[-1])
+    raw["relay"] = relay
+    for size in ["64", "1024"]:
+        res = relay["throughput"][size]
+        pair(f"through mcat relay {size} B (msg/s)", res["relay"], res["direct"], "rate", float("inf"),
+             note="received behind one relay vs on the sender's bridge, same raw flood; relay, "
+                  "sender and receiver share the two cores")
+    for key in ["p50_us", "p99_us"]:
+        res = relay["latency"]
+        pair(f"round trip through mcat relay, {key[:3]} (us)", res["relay"], res["direct"], key,
+             float("inf"), higher_is_better=False,
+             note="crosses the relay twice, vs a round trip on one bridge")
+        added = (median(res["relay"], key) - median(res["direct"], key)) / 2
+        raw.setdefault("relay_added_latency_us", {})[key] = added
+        print(f"relay: added latency per crossing, {key[:3]}: {added:.1f} us", flush=True)
+
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(raw, f, indent=1)
     table = render(rows, raw)
