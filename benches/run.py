@@ -289,7 +289,7 @@ def main():
     # it (crossing it twice) against round trips on one bridge (benches/relay.sh).
     relay = json.loads(subprocess.run(
         [os.path.join(ROOT, "benches", "relay.sh"), str(args.rounds), str(secs), str(args.pings), "64", "1024"],
-        check=True, capture_output=True, text=True, timeout=3600).stdout.strip().splitlines()[-1])
+        check=True, stdout=subprocess.PIPE, text=True, timeout=3600).stdout.strip().splitlines()[-1])
     raw["relay"] = relay
     for size in ["64", "1024"]:
         res = relay["throughput"][size]

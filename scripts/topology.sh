@@ -11,10 +11,12 @@
 #   member_routes HOST IFNAME     multicast routes (IPv4 and IPv6) via IFNAME
 [[ "${MC_NETNS:-}" == 1 ]] || { echo "scripts/topology.sh: only inside scripts/netns" >&2; exit 2; }
 holders=() links=()
+# (Safe under set -e: a cable already gone with its host is not a failure.)
 topology_cleanup() {
-    for pid in "${holders[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    for link in "${links[@]}"; do ip link del "$link" 2>/dev/null; done
+    local pid link
+    for pid in "${holders[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for link in "${links[@]}"; do ip link del "$link" 2>/dev/null || true; done
     [[ -n "${MC_KEEP:-}" ]] || rm -rf "$work"
 }
 # host NAME: a network namespace of its own (lo up, no duplicate address detection).
