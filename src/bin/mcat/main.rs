@@ -219,6 +219,14 @@ fn read_key(common: &Common) -> Result<Option<GroupKey>, String> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    key_from_text(&text, path, common.key_id)
+        .map(Some)
+        .map_err(|e| usage_error(e))
+}
+
+/// A group or site key from the text of a key file: 64 hex digits (surrounding
+/// whitespace ignored); errors name the file.
+fn key_from_text(text: &str, path: &std::path::Path, id: u8) -> Result<GroupKey, String> {
     let hex = text.trim();
     let bytes = (0..hex.len())
         .step_by(2)
@@ -228,16 +236,9 @@ fn read_key(common: &Common) -> Result<Option<GroupKey>, String> {
         })
         .collect::<Option<Vec<u8>>>()
         .filter(|_| hex.len() % 2 == 0)
-        .unwrap_or_else(|| {
-            usage_error(format!(
-                "the key file {} does not hold hex digits",
-                path.display()
-            ))
-        });
-    match GroupKey::new(common.key_id, &bytes) {
-        Ok(key) => Ok(Some(key)),
-        Err(e) => usage_error(format!("the key file {}: {}", path.display(), e.message())),
-    }
+        .ok_or_else(|| format!("the key file {} does not hold hex digits", path.display()))?;
+    GroupKey::new(id, &bytes)
+        .map_err(|e| format!("the key file {}: {}", path.display(), e.message()))
 }
 
 /// A usage error found after parsing (one option against another, a malformed file an

@@ -376,7 +376,10 @@ fn check_site(site: SiteFile) -> Result<Site, String> {
             site.listen
         )
     })?;
-    let key = read_key(Path::new(&site.key_file), site.key_id)?;
+    let path = Path::new(&site.key_file);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    let key = crate::key_from_text(&text, path, site.key_id)?;
     let mut peers = Vec::new();
     for peer in &site.peers {
         let address = peer
@@ -409,24 +412,6 @@ fn family(address: SocketAddr) -> &'static str {
     } else {
         "IPv6 (as site.listen)"
     }
-}
-
-/// A site key file: 64 hex digits, as `mcat --key-file` takes.
-pub fn read_key(path: &Path, id: u8) -> Result<GroupKey, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
-    let hex = text.trim();
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .filter(|_| hex.len() % 2 == 0)
-        .ok_or_else(|| format!("the key file {} does not hold hex digits", path.display()))?;
-    GroupKey::new(id, &bytes)
-        .map_err(|e| format!("the key file {}: {}", path.display(), e.message()))
 }
 
 #[cfg(test)]
@@ -464,6 +449,59 @@ mod tests {
             let e = GroupRange::parse(text).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
         }
+    }
+
+    /// Each mistake in a file is refused with a message naming it.
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("mcat-relay-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("site.key");
+        std::fs::write(&key, "ab".repeat(32)).unwrap();
+        let short_key = dir.join("short.key");
+        std::fs::write(&short_key, "abcd").unwrap();
+        let site = |extra: &str, key: &Path| {
+            format!(
+                "[site]\nlisten = \"127.0.0.1:0\"\nkey_file = \"{}\"\n{extra}",
+                key.display()
+            )
+        };
+        let cases: Vec<(String, &str)> = vec![
+            ("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\ncolour = 1\n".into(), "unknown field `colour`"),
+            ("interfaces = [\"lo\"]\n".into(), "no groups to relay"),
+            ("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"no-such-if\"]\n".into(), "interface \"no-such-if\""),
+            ("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\", \"lo\"]\n".into(), "listed twice"),
+            ("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"site\", \"lo\"]\n".into(), "names the site link"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\nsource = \"peer\"\n{}", site("", &key)), "source must be"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\n[[rule]]\nfrom = \"lo\"\nto = [\"eth9\"]\n{}", site("", &key)), "\"eth9\" is neither"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\n[limits]\ngroup_rate = 0\n{}", site("", &key)), "limits.group_rate"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\n{}", site("hop_limit = 0", &key)), "hop_limit"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\n{}", site("", &short_key)), "must be 32 bytes"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\n{}", site("", &dir.join("none"))), "cannot read the key file"),
+            (format!("groups = [\"239.1.1.1:9\"]\ninterfaces = [\"lo\"]\n{}", site("peers = [\"nowhere\"]", &key)), "site peer \"nowhere\""),
+        ];
+        for (text, why) in cases {
+            let path = dir.join("relay.toml");
+            std::fs::write(&path, &text).unwrap();
+            let refused = Config::load(&path)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {text}"));
+            assert!(
+                refused.contains(why),
+                "{text}\n-> {refused}\n(expected {why:?})"
+            );
+        }
+        let path = dir.join("relay.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "groups = [\"239.0.0.0/8:*\"]\ninterfaces = [\"lo\"]\n{}",
+                site("peers = [\"127.0.0.1:7400\"]", &key)
+            ),
+        )
+        .unwrap();
+        assert!(Config::load(&path).is_ok(), "a good file");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -183,20 +183,21 @@ impl Tap {
 
 const RECEIVE_BUFFER: usize = 4 << 20;
 
-fn set_int(
+/// setsockopt with a plain-data value (an int, a packet_mreq).
+fn set_option<T: Copy>(
     socket: &Socket,
     level: libc::c_int,
     option: libc::c_int,
-    value: libc::c_int,
+    value: &T,
 ) -> io::Result<()> {
-    // SAFETY: a c_int option value of its own size.
+    // SAFETY: `value` is a T of its own size, the type the option takes (callers' duty).
     let done = unsafe {
         libc::setsockopt(
             std::os::fd::AsRawFd::as_raw_fd(socket),
             level,
             option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if done == 0 {
@@ -204,6 +205,15 @@ fn set_int(
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+fn set_int(
+    socket: &Socket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    set_option(socket, level, option, &value)
 }
 
 /// Whether the interface has Ethernet addresses (its hardware address family), and its own.
@@ -274,21 +284,12 @@ fn all_multicast(socket: &Socket, index: u32) -> io::Result<()> {
         mr_alen: 0,
         mr_address: [0; 8],
     };
-    // SAFETY: a valid packet_mreq of its own size for PACKET_ADD_MEMBERSHIP.
-    let done = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(socket),
-            libc::SOL_PACKET,
-            libc::PACKET_ADD_MEMBERSHIP,
-            (&request as *const libc::packet_mreq).cast(),
-            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_option(
+        socket,
+        libc::SOL_PACKET,
+        libc::PACKET_ADD_MEMBERSHIP,
+        &request,
+    )
 }
 
 /// Joins each exact group on a UDP socket bound to no port (so nothing queues on it).
