@@ -377,6 +377,40 @@ fn failures_and_usage_have_their_exit_statuses() {
         ),
         (&["listen"], 2, "GROUP:PORT"),
         (&["frobnicate"], 2, "unrecognized subcommand"),
+        (&["relay"], 2, "no groups to relay"),
+        (
+            &["relay", "--group", "10.0.0.1:9", "-i", "mc0", "-i", "mc1"],
+            2,
+            "not a multicast address",
+        ),
+        (
+            &["relay", "--group", "239.1.1.1:9", "-i", "mc0"],
+            2,
+            "nothing to relay between",
+        ),
+        (
+            &[
+                "relay",
+                "--group",
+                "239.1.1.1:9",
+                "-i",
+                "mc0",
+                "--peer",
+                "10.0.0.2:7400",
+            ],
+            2,
+            "--listen",
+        ),
+        (
+            &["relay", "--config", "r.toml", "--group", "239.1.1.1:9"],
+            2,
+            "cannot be used with",
+        ),
+        (
+            &["relay", "--config", "/nonexistent/relay.toml"],
+            1,
+            "cannot read /nonexistent/relay.toml",
+        ),
     ] {
         let out = mcat(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
