@@ -101,6 +101,9 @@ impl SiteLink {
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("cannot make the site socket non-blocking: {e}"))?;
+        // Room for a burst from every peer while the relay is busy sending (the kernel
+        // caps it at net.core.rmem_max).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
         let keys = Keyring::new(&site.key, None).map_err(|e| e.message().to_owned())?;
         let peers: Vec<Peer> = site
             .peers
