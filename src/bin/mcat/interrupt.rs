@@ -29,15 +29,18 @@ pub fn catch() {
     // Ctrl-C ends the process without a summary here: use --count.
 }
 
+// SIGHUP: only `mcat relay` (Linux) reloads.
+#[cfg(target_os = "linux")]
 static RELOAD: AtomicBool = AtomicBool::new(false);
 
 /// Whether SIGHUP came since the last call (or since [`catch_reload`]).
+#[cfg(target_os = "linux")]
 pub fn reload_requested() -> bool {
     RELOAD.swap(false, Ordering::Relaxed)
 }
 
 /// From now on SIGHUP asks for a reload rather than ending the process.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub fn catch_reload() {
     extern "C" fn hang_up(_signal: libc::c_int) {
         RELOAD.store(true, Ordering::Relaxed);
