@@ -35,7 +35,8 @@ pub struct Relay {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["groups", "interfaces", "listen", "peers", "key_file"])]
     config: Option<PathBuf>,
     /// A group or range to relay (repeat for more): 239.255.255.250:1900,
-    /// 239.0.0.0/8:* (every group of the range, every port), [ff02::fb]:5353.
+    /// 239.0.0.0/8:* (every group of the range, every port), [ff02::fb%eth1]:5353 (a zone:
+    /// that interface only).
     #[arg(long = "group", value_name = "GROUP:PORT")]
     groups: Vec<String>,
     /// An interface to relay between (repeat for each).
