@@ -167,9 +167,12 @@ pub fn build(out: &mut Vec<u8>, datagram: &Datagram, source: IpAddr, ttl: u8) {
 
 /// The UDP checksum over the pseudo-header and `udp` (its checksum field zero).
 pub fn udp_checksum(source: IpAddr, group: IpAddr, udp: &[u8]) -> u16 {
-    let (s, g) = (octets(source), octets(group));
+    let ((s, s_len), (g, g_len)) = (octets(source), octets(group));
     let length = (udp.len() as u32).to_be_bytes();
-    let sum = checksum(&[&s, &g, &[0, 0, 0, UDP], &length, udp], 0);
+    let sum = checksum(
+        &[&s[..s_len], &g[..g_len], &[0, 0, 0, UDP], &length, udp],
+        0,
+    );
     // 0 means "no checksum" in UDP; a computed 0 is sent as all ones.
     if sum == 0 {
         0xffff
@@ -178,10 +181,15 @@ pub fn udp_checksum(source: IpAddr, group: IpAddr, udp: &[u8]) -> u16 {
     }
 }
 
-fn octets(address: IpAddr) -> Vec<u8> {
+/// An address's octets in a fixed array (4 or 16 of them used): no allocation per packet.
+fn octets(address: IpAddr) -> ([u8; 16], usize) {
+    let mut out = [0; 16];
     match address {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+        IpAddr::V4(a) => {
+            out[..4].copy_from_slice(&a.octets());
+            (out, 4)
+        }
+        IpAddr::V6(a) => (a.octets(), 16),
     }
 }
 
