@@ -80,6 +80,7 @@ pub fn run(args: &Relay) -> Result<ExitCode, String> {
         },
         sent: SentMemory::new(),
         buckets: HashMap::new(),
+        swept: Instant::now(),
     };
     let mut relay = Running::start(config, state, args.debug).map_err(|failed| failed.0)?;
     relay.announce();
@@ -164,6 +165,14 @@ fn reload(relay: Running, args: &Relay, stats: &mut Stats) -> Result<Running, St
     }
 }
 
+/// Where a datagram came from, for the loop check: the link-layer address it arrived
+/// from (FROM_SITE from a peer) and its fingerprint as it arrived.
+#[derive(Clone, Copy)]
+struct Arrived {
+    from: LinkAddress,
+    fingerprint: u64,
+}
+
 /// What outlives a reload besides the counters.
 struct State {
     origins: Origins,
@@ -171,6 +180,9 @@ struct State {
     sent: SentMemory,
     /// Per group:port rate limits, at most limits.max_groups of them.
     buckets: HashMap<(IpAddr, u16), Bucket>,
+    /// When the buckets were last swept for idle ones (at most once a second, so a flood
+    /// of new groups past the cap does not scan them all per datagram).
+    swept: Instant,
 }
 
 struct Running {
@@ -356,7 +368,13 @@ impl Running {
             }
             let into = into.interface.clone();
             match self.may_send(&from, &into, &d, self.config.forward_ttl_1) {
-                Ok(ttl) => self.send_local(j, &d, ttl, &group, &from, link_from, stats),
+                Ok(ttl) => {
+                    let arrived = Arrived {
+                        from: link_from,
+                        fingerprint,
+                    };
+                    self.send_local(j, &d, ttl, &group, &from, arrived, stats)
+                }
                 Err(why) => self.drop(stats, &d, &group, &from, &into, why),
             }
         }
@@ -398,13 +416,17 @@ impl Running {
     }
 
     /// The group's token; a group beyond limits.max_groups takes a slot idle for a
-    /// minute, or is dropped.
+    /// minute (swept for at most once a second), or is dropped.
     fn take_token(&mut self, d: &Datagram) -> Result<(), Drop> {
         let key = (d.group, d.port());
         let limits = self.config.limits;
-        let buckets = &mut self.state.buckets;
+        let state = &mut self.state;
+        let buckets = &mut state.buckets;
         if !buckets.contains_key(&key) && buckets.len() >= limits.max_groups {
-            buckets.retain(|_, b| !b.idle_for(Duration::from_secs(60)));
+            if state.swept.elapsed() >= Duration::from_secs(1) {
+                buckets.retain(|_, b| !b.idle_for(Duration::from_secs(60)));
+                state.swept = Instant::now();
+            }
             if buckets.len() >= limits.max_groups {
                 return Err(Drop::GroupCap);
             }
@@ -419,7 +441,8 @@ impl Running {
         }
     }
 
-    /// Sends `d` out of tap `j`; `link_from` is where it arrived from (or FROM_SITE).
+    /// Sends `d` out of tap `j`, remembering it (with where it came from) for the loop
+    /// check.
     #[allow(clippy::too_many_arguments)]
     fn send_local(
         &mut self,
@@ -428,7 +451,7 @@ impl Running {
         ttl: u8,
         group: &str,
         from: &str,
-        link_from: LinkAddress,
+        arrived: Arrived,
         stats: &mut Stats,
     ) {
         let source = match self.config.source_is_relay {
@@ -436,9 +459,16 @@ impl Running {
             false => d.source,
         };
         packet::build(&mut self.out, d, source, ttl);
-        let udp = &self.out[self.out.len() - d.udp.len()..];
-        let fingerprint = self.state.sent.fingerprint(source, d.group, udp);
-        self.state.sent.remember(fingerprint, link_from);
+        // From the sender's address, the datagram goes out as it came (checksum and all),
+        // so its fingerprint is the one taken on arrival; from the relay's, it is new.
+        let fingerprint = match source == d.source {
+            true => arrived.fingerprint,
+            false => {
+                let udp = &self.out[self.out.len() - d.udp.len()..];
+                self.state.sent.fingerprint(source, d.group, udp)
+            }
+        };
+        self.state.sent.remember(fingerprint, arrived.from);
         let tap = &self.taps[j];
         match tap.send(&self.out, d.group) {
             Ok(()) => stats.relayed(group, from, &tap.interface, d.payload().len()),
@@ -541,6 +571,10 @@ impl Running {
         if let Err(why) = self.take_token(d) {
             return self.drop(stats, d, &group, from, "*", why);
         }
+        let arrived = Arrived {
+            from: FROM_SITE,
+            fingerprint: self.state.sent.fingerprint(d.source, d.group, d.udp),
+        };
         for j in 0..self.taps.len() {
             if self.taps[j].v6 != d.group.is_ipv6() {
                 continue;
@@ -549,7 +583,7 @@ impl Running {
             // The TTL was counted down by the relay that took it in: the site link
             // between two relays is one hop, as a tunnel between two routers is.
             match self.config.allows(SITE, &into, d.group, d.port()) {
-                true => self.send_local(j, d, d.ttl, &group, from, FROM_SITE, stats),
+                true => self.send_local(j, d, d.ttl, &group, from, arrived, stats),
                 false => self.drop(stats, d, &group, from, &into, Drop::Rule),
             }
         }
