@@ -16,11 +16,18 @@ pub fn catch() {
     extern "C" fn interrupted(_signal: libc::c_int) {
         INTERRUPTED.store(true, Ordering::Relaxed);
     }
-    let handler: extern "C" fn(libc::c_int) = interrupted;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    on_signals(&[libc::SIGINT, libc::SIGTERM], interrupted);
+}
+
+/// Installs `handler` for `signals`; the handlers here only store to an atomic, which is
+/// async-signal-safe.
+#[cfg(unix)]
+fn on_signals(signals: &[libc::c_int], handler: extern "C" fn(libc::c_int)) {
+    for &signal in signals {
+        // SAFETY: a handler that only stores to an atomic (see above).
+        unsafe {
+            libc::signal(signal, handler as libc::sighandler_t);
+        }
     }
 }
 
@@ -45,9 +52,5 @@ pub fn catch_reload() {
     extern "C" fn hang_up(_signal: libc::c_int) {
         RELOAD.store(true, Ordering::Relaxed);
     }
-    let handler: extern "C" fn(libc::c_int) = hang_up;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
-    }
+    on_signals(&[libc::SIGHUP], hang_up);
 }
