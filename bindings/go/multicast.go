@@ -100,7 +100,7 @@ func JoinWithOptions(groupAddr string, port int, opts JoinOptions) (*Group, erro
 	if ttl == 0 {
 		ttl = 1
 	}
-	if ttl < 0 || ttl > 255 || opts.InterfaceIndex < 0 || opts.InterfaceIndex > math.MaxUint32 ||
+	if ttl < 0 || ttl > 255 || opts.InterfaceIndex < 0 || int64(opts.InterfaceIndex) > math.MaxUint32 ||
 		opts.ReceiveBufferSize < 0 {
 		return nil, &Error{Status: StatusInvalidArgument,
 			Message: fmt.Sprintf("invalid join options: ttl %d (1..255), interface index %d, receive buffer %d",

@@ -3,6 +3,7 @@ package multicast_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"runtime"
@@ -78,7 +79,7 @@ func TestJoinErrors(t *testing.T) {
 		{"239.1.1.1", "", 0, multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
 		{"239.1.1.1", "", -1, multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
 		{"239.1.1.1", "", 65536, multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
-		{"239.1.1.1", "", 1<<32 + 9999, multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
+		{"239.1.1.1", "", huge(1<<32 + 9999), multicast.ErrInvalidArgument, "port must be between 1 and 65535"},
 		{"239.1.1.1", "eth-nope", 9999, multicast.ErrInterface, "interface not found: eth-nope"},
 		{"239.1.1.1", "10.9.9.9", 9999, multicast.ErrInterface, "interface not found: 10.9.9.9"},
 		{"239.1.1.1", "mc0 ", 9999, multicast.ErrInterface, "interface not found: mc0 "},
@@ -306,13 +307,29 @@ func TestStatusNames(t *testing.T) {
 	}
 }
 
+// The linked library's version is the crate's (in the repository: Cargo.toml), or, from a
+// module cache, the one of the header the released module carries beside its libraries.
 func TestVersionMatchesCargo(t *testing.T) {
-	cargo, err := os.ReadFile("../../Cargo.toml")
+	source, pattern := "../../Cargo.toml", `(?m)^version = "(.*)"`
+	if _, err := os.Stat(source); err != nil {
+		source, pattern = "internal/prebuilt/include/multicast.h", `(?m)^#define MC_VERSION "(.*)"`
+	}
+	text, err := os.ReadFile(source)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("neither the repository's Cargo.toml nor the released module's header: %v", err)
 	}
-	want := regexp.MustCompile(`(?m)^version = "(.*)"`).FindSubmatch(cargo)[1]
-	if multicast.Version() != string(want) {
-		t.Fatalf("Version() = %q; Cargo.toml has %q", multicast.Version(), want)
+	want := regexp.MustCompile(pattern).FindSubmatch(text)
+	if want == nil || multicast.Version() != string(want[1]) {
+		t.Fatalf("Version() = %q; %s has %q", multicast.Version(), source, want)
 	}
+}
+
+// huge is v as an int, or int's largest where int has 32 bits: the values past what C's
+// int32_t and size arithmetic take (a port that would wrap to a valid one, a size whose
+// product wraps) exist only on 64-bit systems; on 32-bit ones the largest int stands in.
+func huge(v uint64) int {
+	if v > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(v)
 }

@@ -140,7 +140,7 @@ func TestReceiveBatch(t *testing.T) {
 	if err := g.SendBytes(make([]byte, 2000)); err != nil {
 		t.Fatal(err)
 	}
-	for _, size := range []int{1<<62 + 4, 1 << 40, 65536, -1} {
+	for _, size := range []int{huge(1<<62 + 4), huge(1 << 40), 65536, -1} {
 		if batch, err := g.ReceiveBatch(time.Second, 4, size); batch != nil || !errors.Is(err, multicast.ErrInvalidArgument) {
 			t.Fatalf("ReceiveBatch(size %d) = %v, %v; want ErrInvalidArgument", size, batch, err)
 		}
