@@ -6,6 +6,9 @@
 #                  with its manual pages and completions (make uninstall removes them)
 #   make deb       Debian/Ubuntu packages libmulticast0, libmulticast-dev and mcat in build/deb
 #   make header    regenerate include/multicast.h after changing the C API
+#   make go-prebuilt  the Go module's static libraries (linux amd64/arm64/armv7, windows
+#                  amd64) staged in bindings/go/internal/prebuilt, as the released module
+#                  carries them, so a plain `go build` of the checkout's binding links them
 #   make fuzz      FUZZ_SECONDS=20 : each libFuzzer target that long (private netns)
 #   make bench     the benchmark pairs (private netns); results and chart in build/bench/
 
@@ -32,7 +35,7 @@ B       := build
 LIB     := $(B)/lib
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build lib header c-tests examples test demo fuzz bench install install-unstripped uninstall deb clean
+.PHONY: all setup build lib header go-prebuilt c-tests examples test demo fuzz bench install install-unstripped uninstall deb clean
 
 all: lib c-tests examples
 
@@ -62,6 +65,9 @@ lib: build
 
 header:
 	MC_UPDATE_HEADER=1 $(CARGO) build --features capi
+
+go-prebuilt:
+	scripts/go-prebuilt
 
 LINK_SHARED = -L$(LIB) -lmulticast -Wl,-rpath,$(abspath $(LIB)) -lpthread -lm
 EXAMPLES := basic discovery listener dict_messages error_handling
@@ -180,4 +186,6 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+	rm -f bindings/go/internal/prebuilt/*/libmulticast.a bindings/go/internal/prebuilt/include/multicast.h \
+		bindings/go/internal/prebuilt/BUILDINFO
 	$(CARGO) clean

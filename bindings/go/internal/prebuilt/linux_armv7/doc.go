@@ -1,0 +1,5 @@
+// Package linux_armv7 holds libmulticast.a for linux/arm (GOARM=7), in the released
+// module only: scripts/go-prebuilt builds it from the commit the module is tagged at
+// (make go-prebuilt stages it in a checkout). It has no Go code; it is a package so that
+// `go mod vendor` copies the directory.
+package linux_armv7

@@ -1,0 +1,5 @@
+// Package windows_amd64 holds libmulticast.a for windows/amd64, in the released
+// module only: scripts/go-prebuilt builds it from the commit the module is tagged at
+// (make go-prebuilt stages it in a checkout). It has no Go code; it is a package so that
+// `go mod vendor` copies the directory.
+package windows_amd64
