@@ -305,6 +305,29 @@ def main():
         raw.setdefault("relay_added_latency_us", {})[key] = added
         print(f"relay: added latency per crossing, {key[:3]}: {added:.1f} us", flush=True)
 
+    # The Go module (benches/go_module.sh): a user's first go get + go build with cold
+    # caches against the same program on net.UDPConn, the two programs' sizes, and each
+    # platform's library in the module's zip against the archive rustc writes for it.
+    gomod = json.loads(subprocess.run(
+        [os.path.join(ROOT, "benches", "go_module.sh"), str(1 if args.smoke else min(args.rounds, 5))],
+        check=True, stdout=subprocess.PIPE, text=True, timeout=3600).stdout.strip().splitlines()[-1])
+    raw["go_module"] = gomod
+    for platform_dir, size in gomod["platforms"].items():
+        pair(f"Go module: {platform_dir.replace('_', '/', 1)} library in the zip (KiB)",
+             [{"kib": size["in_zip"] / 1024}], [{"kib": size["rustc_archive"] / 1024}], "kib", float("inf"),
+             higher_is_better=False, note=f"compressed; {size['library'] / 1024:,.0f} KiB unpacked; vs the "
+                                          "archive rustc writes (go-release profile)")
+    pair("Go module zip, all platforms (KiB)", [{"kib": gomod["zip_bytes"] / 1024}],
+         [{"kib": sum(p["rustc_archive"] for p in gomod["platforms"].values()) / 1024}], "kib", float("inf"),
+         higher_is_better=False, note="vs rustc's archives for the same platforms, uncompressed")
+    pair("Go: first go get + go build, cold caches (s)", gomod["build_s"]["lib"], gomod["build_s"]["std"], "s",
+         float("inf"), higher_is_better=False, note="the same program on net.UDPConn, cold caches too; "
+                                                    "both compile the standard library")
+    for kind in ["built", "stripped"]:
+        pair(f"Go: program size, {kind} (MiB)", [{"mib": gomod["binary"]["lib"][kind] / 2**20}],
+             [{"mib": gomod["binary"]["std"][kind] / 2**20}], "mib", float("inf"), higher_is_better=False,
+             note="vs the same program on net.UDPConn" + (" (-ldflags=-s -w)" if kind == "stripped" else ""))
+
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(raw, f, indent=1)
     table = render(rows, raw)
