@@ -6,6 +6,7 @@
 //! at most once into each destination the rules allow.
 
 mod config;
+mod leg;
 mod limits;
 mod packet;
 mod site;
@@ -23,11 +24,11 @@ use multicast::auth;
 
 use crate::interrupt;
 use config::{Config, SITE};
+use leg::Leg;
 use limits::{Bucket, LinkAddress, SentMemory, FROM_SITE};
 use packet::{Datagram, Skip};
 use site::{Origins, SiteDrop, SiteLink};
 use stats::{Drop, Stats};
-use tap::Tap;
 
 #[derive(Args)]
 pub struct Relay {
@@ -96,13 +97,13 @@ pub fn run(args: &Relay) -> Result<ExitCode, String> {
         relay.poll_once(wait, &mut stats)?;
         if let (Some(at), Some(every)) = (next_report, every) {
             if Instant::now() >= at {
-                stats.report(args.json);
+                stats.report(args.json, &relay.leg_states());
                 next_report = Some(at + every);
             }
         }
     }
     if every.is_some() || args.json {
-        stats.report(args.json);
+        stats.report(args.json, &relay.leg_states());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -187,10 +188,13 @@ struct State {
 
 struct Running {
     config: Config,
-    taps: Vec<Tap>,
-    /// Per tap, this relay's own address there (for `source = "relay"`).
-    own: Vec<Option<IpAddr>>,
+    legs: Vec<Leg>,
+    /// When the legs' interfaces were last looked at (leg::CHECK_EVERY).
+    checked: Instant,
     site: Option<SiteLink>,
+    /// After a receive error on the site socket, it is not polled until then (an error
+    /// that does not clear would otherwise make poll return at once, for ever).
+    site_paused_until: Option<Instant>,
     state: State,
     debug: bool,
     buf: Vec<u8>,
@@ -200,11 +204,12 @@ struct Running {
 impl Running {
     fn start(config: Config, state: State, debug: bool) -> Result<Running, Box<(String, State)>> {
         match Running::open(&config) {
-            Ok((taps, own, site)) => Ok(Running {
+            Ok((legs, site)) => Ok(Running {
                 config,
-                taps,
-                own,
+                legs,
+                checked: Instant::now(),
                 site,
+                site_paused_until: None,
                 state,
                 debug,
                 buf: vec![0; 1 << 16],
@@ -214,10 +219,8 @@ impl Running {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn open(config: &Config) -> Result<(Vec<Tap>, Vec<Option<IpAddr>>, Option<SiteLink>), String> {
-        let mut taps = Vec::new();
-        let mut own = Vec::new();
+    fn open(config: &Config) -> Result<(Vec<Leg>, Option<SiteLink>), String> {
+        let mut legs = Vec::new();
         for v6 in [false, true] {
             if !config.groups.iter().any(|g| g.network.is_ipv6() == v6) {
                 continue;
@@ -230,17 +233,15 @@ impl Running {
                     .filter(|g| g.zone.as_ref().is_none_or(|z| z == interface))
                     .map(|g| g.network)
                     .collect();
-                let tap = Tap::open(interface, v6, &exact)?;
-                own.push(tap::own_address(tap.index, v6));
-                taps.push(tap);
+                legs.push(Leg::open(interface, v6, exact)?);
             }
         }
         if config.source_is_relay {
-            if let Some(i) = own.iter().position(Option::is_none) {
+            if let Some(leg) = legs.iter().find(|l| l.own.is_none()) {
                 return Err(format!(
                     "source = \"relay\": {} has no {} address to send from",
-                    taps[i].interface,
-                    if taps[i].v6 { "IPv6" } else { "IPv4" }
+                    leg.interface,
+                    if leg.v6 { "IPv6" } else { "IPv4" }
                 ));
             }
         }
@@ -249,7 +250,19 @@ impl Running {
             .as_ref()
             .map(|site| SiteLink::open(site, config.limits.peer_rate))
             .transpose()?;
-        Ok((taps, own, site))
+        Ok((legs, site))
+    }
+
+    /// Each leg's interface, family and whether it is up, for the reports.
+    fn leg_states(&self) -> Vec<stats::LegState> {
+        self.legs
+            .iter()
+            .map(|l| stats::LegState {
+                interface: l.interface.clone(),
+                v6: l.v6,
+                up: l.is_up(),
+            })
+            .collect()
     }
 
     fn stop(self) -> (Config, State) {
@@ -282,31 +295,49 @@ impl Running {
     }
 
     fn poll_once(&mut self, wait: Duration, stats: &mut Stats) -> Result<(), String> {
-        let mut fds: Vec<libc::pollfd> = self
-            .taps
+        if self.checked.elapsed() >= leg::CHECK_EVERY {
+            self.legs.iter_mut().for_each(Leg::check);
+            self.checked = Instant::now();
+        }
+        if self.site_paused_until.is_some_and(|t| Instant::now() >= t) {
+            self.site_paused_until = None;
+        }
+        // (index of the leg, or usize::MAX for the site socket, and its descriptor)
+        let polled: Vec<(usize, libc::c_int)> = self
+            .legs
             .iter()
-            .map(Tap::fd)
-            .chain(self.site.as_ref().map(SiteLink::fd))
-            .map(|fd| libc::pollfd {
+            .enumerate()
+            .filter_map(|(i, l)| l.fd().map(|fd| (i, fd)))
+            .chain(
+                self.site
+                    .as_ref()
+                    .filter(|_| self.site_paused_until.is_none())
+                    .map(|s| (usize::MAX, s.fd())),
+            )
+            .collect();
+        let mut fds: Vec<libc::pollfd> = polled
+            .iter()
+            .map(|&(_, fd)| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             })
             .collect();
-        let millis = wait.as_millis().clamp(1, 1000) as libc::c_int;
+        // Down legs are looked at again within CHECK_EVERY, however quiet the others are.
+        let millis = wait.min(leg::CHECK_EVERY).as_millis().clamp(1, 1000) as libc::c_int;
         // SAFETY: fds is a valid array of fds.len() pollfd structures.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready <= 0 {
             return Ok(()); // timeout, or EINTR from a signal the loop looks at next
         }
-        for (i, fd) in fds.iter().enumerate() {
+        for (&(source, _), fd) in polled.iter().zip(&fds) {
             if fd.revents == 0 {
                 continue;
             }
             for _ in 0..BURST {
-                let more = match i < self.taps.len() {
-                    true => self.receive_from_tap(i, stats)?,
-                    false => self.receive_from_site(stats)?,
+                let more = match source {
+                    usize::MAX => self.receive_from_site(stats),
+                    i => self.receive_from_leg(i, stats),
                 };
                 if !more {
                     break;
@@ -316,24 +347,19 @@ impl Running {
         Ok(())
     }
 
-    /// One packet from tap `i`; false when none was waiting.
-    fn receive_from_tap(&mut self, i: usize, stats: &mut Stats) -> Result<bool, String> {
+    /// One packet from leg `i`; false when none was waiting (or the leg went down).
+    fn receive_from_leg(&mut self, i: usize, stats: &mut Stats) -> bool {
         let mut buf = std::mem::take(&mut self.buf);
-        let received = self.taps[i].receive(&mut buf);
-        let outcome = match received {
-            Ok(Some(arrival)) => {
-                let packet = &mut buf[..arrival.len];
-                if arrival.partial_checksum {
-                    packet::complete_checksum(packet);
-                }
-                self.relay_local(i, packet, arrival.from, stats);
-                Ok(true)
+        let received = self.legs[i].receive(&mut buf);
+        if let Some(arrival) = &received {
+            let packet = &mut buf[..arrival.len];
+            if arrival.partial_checksum {
+                packet::complete_checksum(packet);
             }
-            Ok(None) => Ok(false),
-            Err(e) => Err(format!("cannot receive on {}: {e}", self.taps[i].interface)),
-        };
+            self.relay_local(i, packet, arrival.from, stats);
+        }
         self.buf = buf;
-        outcome
+        received.is_some()
     }
 
     fn relay_local(&mut self, i: usize, packet: &[u8], link_from: LinkAddress, stats: &mut Stats) {
@@ -343,7 +369,7 @@ impl Running {
             Err(Skip::Fragment) => return stats.other("fragment"),
             Err(Skip::Malformed) => return stats.other("malformed"),
         };
-        let from = self.taps[i].interface.clone();
+        let from = self.legs[i].interface.clone();
         if !self.config.relays(d.group, d.port(), Some(&from)) {
             return;
         }
@@ -353,17 +379,17 @@ impl Running {
         // of what it sent, passed back by another relay. (With `source = "relay"`, such a
         // copy carries one of this relay's addresses.)
         let own = (link_from != LinkAddress::default()
-            && self.taps.iter().any(|t| t.address == link_from))
-            || self.own.contains(&Some(d.source));
+            && self.legs.iter().any(|l| l.address() == link_from))
+            || self.legs.iter().any(|l| l.own == Some(d.source));
         if own || self.state.sent.is_loop(fingerprint, link_from) {
             return self.drop(stats, &d, &group, &from, "*", Drop::Loop);
         }
         if let Err(why) = self.take_token(&d) {
             return self.drop(stats, &d, &group, &from, "*", why);
         }
-        for j in 0..self.taps.len() {
-            let into = &self.taps[j];
-            if j == i || into.v6 != self.taps[i].v6 {
+        for j in 0..self.legs.len() {
+            let into = &self.legs[j];
+            if j == i || into.v6 != self.legs[i].v6 {
                 continue;
             }
             let into = into.interface.clone();
@@ -455,7 +481,7 @@ impl Running {
         stats: &mut Stats,
     ) {
         let source = match self.config.source_is_relay {
-            true => self.own[j].unwrap_or(d.source),
+            true => self.legs[j].own.unwrap_or(d.source),
             false => d.source,
         };
         packet::build(&mut self.out, d, source, ttl);
@@ -469,16 +495,12 @@ impl Running {
             }
         };
         self.state.sent.remember(fingerprint, arrived.from);
-        let tap = &self.taps[j];
-        match tap.send(&self.out, d.group) {
-            Ok(()) => stats.relayed(group, from, &tap.interface, d.payload().len()),
-            Err(e) => {
-                let why = match e.raw_os_error() {
-                    Some(libc::EMSGSIZE) => Drop::TooBig,
-                    _ => Drop::SendError,
-                };
-                let into = tap.interface.clone();
-                self.log(d, from, &into, &format!("cannot send: {e}"));
+        let leg = &mut self.legs[j];
+        match leg.send(&self.out, d.group) {
+            Ok(()) => stats.relayed(group, from, &leg.interface, d.payload().len()),
+            Err((why, how)) => {
+                let into = leg.interface.clone();
+                self.log(d, from, &into, &how);
                 stats.dropped(group, from, &into, why);
             }
         }
@@ -510,15 +532,16 @@ impl Running {
         }
     }
 
-    /// One datagram from the site socket; false when none was waiting.
-    fn receive_from_site(&mut self, stats: &mut Stats) -> Result<bool, String> {
+    /// One datagram from the site socket; false when none was waiting. A receive error
+    /// pauses the socket for a second (said on standard error), not the relay.
+    fn receive_from_site(&mut self, stats: &mut Stats) -> bool {
         let mut buf = std::mem::take(&mut self.buf);
         let site = self.site.as_mut().expect("polled only with a site link");
-        let outcome = match site.receive(&mut self.state.origins, &mut buf) {
-            Ok(None) => Ok(false),
+        let more = match site.receive(&mut self.state.origins, &mut buf) {
+            Ok(None) => false,
             Ok(Some((peer, Err(why)))) => {
                 self.site_drop(peer, why, stats);
-                Ok(true)
+                true
             }
             Ok(Some((peer, Ok(frame)))) => {
                 let name = format!(
@@ -526,12 +549,17 @@ impl Running {
                     self.site.as_ref().expect("open").peers[peer].name
                 );
                 self.relay_from_site(peer, &name, frame.hops_left, &frame.datagram, stats);
-                Ok(true)
+                true
             }
-            Err(e) => Err(format!("cannot receive from peers: {e}")),
+            Err(e) => {
+                eprintln!("mcat relay: cannot receive from peers: {e}; trying again in a second");
+                stats.other("site_receive_error");
+                self.site_paused_until = Some(Instant::now() + leg::CHECK_EVERY);
+                false
+            }
         };
         self.buf = buf;
-        outcome
+        more
     }
 
     fn site_drop(&self, peer: usize, why: SiteDrop, stats: &mut Stats) {
@@ -575,11 +603,11 @@ impl Running {
             from: FROM_SITE,
             fingerprint: self.state.sent.fingerprint(d.source, d.group, d.udp),
         };
-        for j in 0..self.taps.len() {
-            if self.taps[j].v6 != d.group.is_ipv6() {
+        for j in 0..self.legs.len() {
+            if self.legs[j].v6 != d.group.is_ipv6() {
                 continue;
             }
-            let into = self.taps[j].interface.clone();
+            let into = self.legs[j].interface.clone();
             // The TTL was counted down by the relay that took it in: the site link
             // between two relays is one hop, as a tunnel between two routers is.
             match self.config.allows(SITE, &into, d.group, d.port()) {
@@ -616,6 +644,8 @@ impl Running {
                 Drop::Loop => "this relay sent it: relaying it again would loop".to_owned(),
                 Drop::GroupCap => "limits.max_groups groups are already tracked".to_owned(),
                 Drop::TooBig | Drop::SendError => "it could not be sent".to_owned(),
+                Drop::Down => format!("{into} is down"),
+                Drop::Refused => format!("{into} refuses datagrams (ENOBUFS)"),
             };
             self.log(d, from, into, &reason);
         }

@@ -26,6 +26,10 @@ pub enum Drop {
     GroupCap,
     /// The send failed (the log says how).
     SendError,
+    /// The leg it would go into is down (its interface down, or gone).
+    Down,
+    /// The leg refused it (ENOBUFS after a brief wait: a full queue, an egress filter).
+    Refused,
 }
 
 impl Drop {
@@ -38,6 +42,25 @@ impl Drop {
             Drop::TooBig => "too_big",
             Drop::GroupCap => "group_cap",
             Drop::SendError => "send_error",
+            Drop::Down => "down",
+            Drop::Refused => "refused",
+        }
+    }
+}
+
+/// A leg as the reports show it.
+pub struct LegState {
+    pub interface: String,
+    pub v6: bool,
+    pub up: bool,
+}
+
+impl LegState {
+    fn family(&self) -> &'static str {
+        if self.v6 {
+            "ipv6"
+        } else {
+            "ipv4"
         }
     }
 }
@@ -105,7 +128,7 @@ impl Stats {
     }
 
     /// One report: text lines on standard error, or one JSON object on standard output.
-    pub fn report(&self, json: bool) {
+    pub fn report(&self, json: bool, legs: &[LegState]) {
         let seconds = self.started.elapsed().as_secs_f64();
         if json {
             let flows: Vec<_> = self
@@ -117,13 +140,25 @@ impl Stats {
                     json!({"group": group, "from": from, "to": into, "relayed": f.relayed, "bytes": f.bytes, "dropped": dropped})
                 })
                 .collect();
-            let line = json!({"seconds": (seconds * 1000.0).round() / 1000.0, "flows": flows, "dropped": self.other});
+            let legs: Vec<_> = legs
+                .iter()
+                .map(|l| json!({"interface": l.interface, "family": l.family(), "up": l.up}))
+                .collect();
+            let line = json!({"seconds": (seconds * 1000.0).round() / 1000.0, "legs": legs, "flows": flows, "dropped": self.other});
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             return;
         }
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "mcat relay: after {seconds:.1} s");
+        let legs: Vec<String> = legs
+            .iter()
+            .map(|l| {
+                let state = if l.up { "up" } else { "down" };
+                format!("{} ({}) {state}", l.interface, l.family())
+            })
+            .collect();
+        let _ = writeln!(err, "  legs: {}", legs.join(", "));
         for ((group, from, into), f) in &self.flows {
             let dropped: Vec<String> = f
                 .dropped

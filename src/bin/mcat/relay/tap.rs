@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use socket2::{
     Domain, InterfaceIndexOrAddress, Protocol, SockAddr, SockAddrStorage, SockFilter, Socket, Type,
@@ -25,7 +26,6 @@ pub struct Arrival {
 }
 
 pub struct Tap {
-    pub interface: String,
     pub index: u32,
     pub v6: bool,
     socket: Socket,
@@ -87,7 +87,6 @@ impl Tap {
         let (ethernet, address) =
             link_of(&socket, interface).map_err(|e| failed("read the link type", e))?;
         Ok(Tap {
-            interface: interface.to_owned(),
             index,
             v6,
             socket,
@@ -153,32 +152,41 @@ impl Tap {
         }))
     }
 
-    /// Sends a whole IP packet to `group` out of this interface.
-    pub fn send(&self, packet: &[u8], group: IpAddr) -> io::Result<()> {
+    /// Sends a whole IP packet to `group` out of this interface. A full queue (EAGAIN,
+    /// or ENOBUFS, which is also what an egress filter or a zero-limit qdisc answers,
+    /// and then for good) is waited for up to `wait`, then the send fails with it: no
+    /// datagram may hold the other legs, or a signal, for longer.
+    pub fn send(&self, packet: &[u8], group: IpAddr, wait: Duration) -> io::Result<()> {
         let ethertype = if self.v6 {
             libc::ETH_P_IPV6
         } else {
             libc::ETH_P_IP
         } as u16;
         let mac = self.ethernet.then(|| packet::ethernet_group_address(group));
+        let deadline = Instant::now() + wait;
         loop {
             match self
                 .socket
                 .send_to(packet, &link_address(self.index, ethertype, mac))
             {
                 Ok(_) => return Ok(()),
-                // A full transmit queue: wait for it, as a blocking send would.
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    wait_writable(self.fd());
+                Err(e) if is_queue_full(&e) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(e);
+                    }
+                    wait_writable(self.fd(), left);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// A send that a full queue refused (or an egress filter, which answers the same).
+pub fn is_queue_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS)
 }
 
 const RECEIVE_BUFFER: usize = 4 << 20;
@@ -250,14 +258,16 @@ fn link_of(socket: &Socket, interface: &str) -> io::Result<(bool, LinkAddress)> 
     Ok((ethernet, address))
 }
 
-fn wait_writable(fd: std::os::fd::RawFd) {
+/// Waits until `fd` is writable or `most` has passed (at least a millisecond).
+fn wait_writable(fd: std::os::fd::RawFd, most: Duration) {
     let mut pollfd = libc::pollfd {
         fd,
         events: libc::POLLOUT,
         revents: 0,
     };
+    let millis = most.as_millis().clamp(1, 1000) as libc::c_int;
     // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut pollfd, 1, 10) };
+    unsafe { libc::poll(&mut pollfd, 1, millis) };
 }
 
 /// A `sockaddr_ll` for `index` and `ethertype`, with a destination link address.
