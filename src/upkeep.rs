@@ -4,10 +4,14 @@
 //! restore it when an interface of the same name comes back (a VPN, USB or Wi-Fi adapter
 //! reconnecting, a bridge rebuilt): the socket stays deaf. One process-wide thread
 //! listens to the kernel's rtnetlink announcements of link, address and route changes,
-//! and on each burst checks every live group: where the interface it should be on (by
+//! and on each burst checks the live groups it concerns (the announcements name the
+//! interface: a group is looked at again when its own interface changed, when an
+//! interface appears while its own is gone, or when a route that carries multicast
+//! changes and it follows the kernel's route): where the interface it should be on (by
 //! name, address, index, or the kernel's multicast route) now has another index, or
 //! was gone and is back, it joins again there. The thread sleeps in poll between
-//! announcements, so an idle process spends no CPU on it.
+//! announcements, so an idle process spends no CPU on it, and interfaces coming and
+//! going elsewhere on the host (a veth per container) cost it a read and a parse.
 //!
 //! Where the kernel announces nothing (the portable path, see `platform`), the same
 //! check runs when a group's membership state is asked for.
@@ -26,7 +30,7 @@ use socket2::Socket;
 
 use crate::interface::{Interface, Interfaces};
 use crate::membership::Membership;
-use crate::platform;
+use crate::platform::{self, InterfaceChanges};
 use crate::sys;
 
 /// Whether a group's membership is in place now.
@@ -134,7 +138,7 @@ impl Watched {
     /// checked, and joined again if need be, when its state is asked for.
     fn check_without_events(&self) {
         if !platform::capabilities().interface_events {
-            self.refresh(Instant::now(), &mut Burst::default());
+            self.refresh(Instant::now(), &mut Burst::default(), true);
         }
     }
 
@@ -142,14 +146,29 @@ impl Watched {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a burst of announcements can have moved this group's interface.
+    fn concerned_by(&self, changes: &InterfaceChanges) -> bool {
+        let state = self.lock();
+        let family_routes = changes.routes[usize::from(self.group.is_ipv6())];
+        changes.everything
+            || state.index == 0
+            || changes.indexes.contains(&state.index)
+            || (state.status == MembershipStatus::InterfaceGone && changes.appeared)
+            || (self.wanted == Wanted::Route && family_routes)
+    }
+
     /// Brings the membership in line with the interfaces as they are now (as `burst`
-    /// lists them), and re-announces it when due. Returns when it next wants to be
-    /// called, if ever.
-    fn refresh(&self, now: Instant, burst: &mut Burst) -> Option<Instant> {
+    /// lists them) when `moved` (it may have), and re-announces it when due. Returns
+    /// when it next wants to be called, if ever.
+    fn refresh(&self, now: Instant, burst: &mut Burst, moved: bool) -> Option<Instant> {
         if sys::fork_generation() != self.generation {
             return None;
         }
-        let found = self.find(burst);
+        let found = if moved {
+            self.find(burst)
+        } else {
+            Found::Unknown
+        };
         let guard = self.socket.read().unwrap_or_else(PoisonError::into_inner);
         let socket = guard.as_ref()?;
         let mut state = self.lock();
@@ -345,17 +364,37 @@ fn run(events: Option<Socket>, woken: Socket) {
             Some(events) => sys::wait_readable_any(&[&woken, events], wait),
             None => sys::wait_readable(&woken, wait),
         };
-        // Drain the burst (a re-created interface brings several announcements); an
-        // overrun (ENOBUFS) also means "something changed".
-        for socket in std::iter::once(&woken).chain(events.as_ref()) {
-            while socket.recv(sys::as_uninit_mut(&mut buf)).is_ok() {}
+        while woken.recv(sys::as_uninit_mut(&mut buf)).is_ok() {}
+        let mut changes = InterfaceChanges::default();
+        if let Some(events) = &events {
+            read_burst(events, &mut buf, &mut changes);
         }
-        next = refresh_all(Instant::now());
+        next = refresh_all(Instant::now(), &changes);
     }
 }
 
-/// Refreshes every live group; returns the earliest re-announcement due.
-fn refresh_all(now: Instant) -> Option<Instant> {
+/// Drains the burst of announcements (a re-created interface brings several) into
+/// `changes`; an overrun (ENOBUFS) lost some, so it concerns every group.
+fn read_burst(events: &Socket, buf: &mut [u8], changes: &mut InterfaceChanges) {
+    loop {
+        match events.recv(sys::as_uninit_mut(buf)) {
+            Ok(n) => platform::read_changes(&buf[..n], changes),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                // ENOBUFS: the kernel dropped announcements; read on, check everything.
+                if changes.everything {
+                    return; // a second error in one burst: not one that clears
+                }
+                changes.everything = true;
+            }
+        }
+    }
+}
+
+/// Refreshes the live groups `changes` concern, and re-announces those due; returns the
+/// earliest re-announcement due.
+fn refresh_all(now: Instant, changes: &InterfaceChanges) -> Option<Instant> {
     let groups: Vec<Arc<Watched>> = {
         let mut groups = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         groups.retain(|g| g.strong_count() > 0);
@@ -364,6 +403,9 @@ fn refresh_all(now: Instant) -> Option<Instant> {
     let mut burst = Burst::default();
     groups
         .iter()
-        .filter_map(|g| g.refresh(now, &mut burst))
+        .filter_map(|g| {
+            let moved = !changes.is_empty() && g.concerned_by(changes);
+            g.refresh(now, &mut burst, moved)
+        })
         .min()
 }

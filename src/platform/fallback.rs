@@ -30,6 +30,11 @@ pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
+/// Never called (there is no announcement socket to read); anything would be "everything".
+pub(crate) fn read_changes(_buf: &[u8], changes: &mut super::InterfaceChanges) {
+    changes.everything = true;
+}
+
 /// No route lookup: a link-scoped IPv6 group needs its interface named.
 pub(crate) fn route_interface(_group: IpAddr) -> io::Result<u32> {
     Err(io::Error::from(io::ErrorKind::Unsupported))

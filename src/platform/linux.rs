@@ -84,6 +84,9 @@ pub(crate) fn subscribe_interface_changes() -> io::Result<Socket> {
         )?;
     }
     socket.set_nonblocking(true)?;
+    // Room for a burst (a container host adds interfaces by the dozen): an overrun costs
+    // a look at every group.
+    let _ = socket.set_recv_buffer_size(1 << 20);
     Ok(socket)
 }
 

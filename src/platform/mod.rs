@@ -22,6 +22,8 @@ mod linux;
 mod route;
 #[cfg(linux_fast)]
 pub(crate) use linux::*;
+#[cfg(linux_fast)]
+pub(crate) use route::read_changes;
 
 #[cfg(not(linux_fast))]
 mod fallback;
@@ -35,6 +37,33 @@ pub(crate) use portable::*;
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
+
+/// What one burst of the kernel's interface announcements concerns, so that the upkeep
+/// thread looks again only at the groups it can affect (a container host announces a
+/// veth pair for every container started, on interfaces no group is on).
+#[derive(Debug, Default)]
+pub(crate) struct InterfaceChanges {
+    /// Announcements were lost (the socket overran) or could not be read: every group.
+    pub everything: bool,
+    /// The interfaces whose link or addresses changed (each once).
+    pub indexes: Vec<u32>,
+    /// A link or an address appeared: a group whose interface is gone may have it back.
+    pub appeared: bool,
+    /// A route that can carry multicast changed, IPv4 ([0]) and IPv6 ([1]).
+    pub routes: [bool; 2],
+}
+
+impl InterfaceChanges {
+    pub(crate) fn touch(&mut self, index: u32) {
+        if !self.indexes.contains(&index) {
+            self.indexes.push(index);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.everything && self.indexes.is_empty() && !self.appeared && self.routes == [false; 2]
+    }
+}
 
 /// What one receive returned besides the payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

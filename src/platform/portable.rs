@@ -11,8 +11,8 @@ use super::fallback;
 use super::{Capabilities, RecvMeta};
 
 pub(crate) use super::fallback::{
-    enable_gro, meta_of, route_interface, send_gso, sendmmsg, subscribe_interface_changes,
-    MmsgResult, MAX_GSO_SEGMENTS, MMSG_MAX,
+    enable_gro, meta_of, read_changes, route_interface, send_gso, sendmmsg,
+    subscribe_interface_changes, MmsgResult, MAX_GSO_SEGMENTS, MMSG_MAX,
 };
 use crate::sys;
 
