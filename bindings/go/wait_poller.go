@@ -5,6 +5,7 @@ package multicast
 /*
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 #include "gomc.h"
@@ -28,6 +29,12 @@ static gomc_result gomc_poll_fd(mc_group *g) {
 	}
 	r.len = (size_t)dup;
 	return r;
+}
+
+// Whether a datagram is queued on fd now (a poll that does not wait).
+static int gomc_queued(int fd) {
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
 }
 */
 import "C"
@@ -173,9 +180,20 @@ func (g *Group) takeTurn(p *poller, l *limits, receive func(wait float64) bool) 
 // wait, with the turn held, waits in the poller until receive settles or l ends.
 func (p *poller) wait(g *Group, l *limits, receive func(wait float64) bool) error {
 	settled := false
-	read := func(uintptr) bool {
-		settled = receive(0)
-		return settled
+	// Go's poller reports a descriptor once per arrival (edge-triggered): an attempt
+	// that gave up after judging its bound of forgeries (see multicast.h, mc_fd) leaves
+	// datagrams queued that no report will announce, so it tries again while any are,
+	// and returns (true, settled false) when l ends, for the loop below to say why.
+	read := func(fd uintptr) bool {
+		for settled = receive(0); !settled; settled = receive(0) {
+			if l.ended() != nil {
+				return true
+			}
+			if C.gomc_queued(C.int(fd)) == 0 {
+				return false
+			}
+		}
+		return true
 	}
 	stop := func() bool { return false }
 	if l.done() != nil {

@@ -323,6 +323,10 @@ pub unsafe extern "C" fn mc_receive_buffer_size(
 /// waiter on the dup too (a dup keeps the socket itself open until it is closed). A
 /// readable descriptor may hold nothing deliverable (an authenticated group's forgeries,
 /// dropped and counted): mc_receive with timeout 0 then returns MC_TIMEOUT; wait again.
+/// It also returns MC_TIMEOUT after dropping 64 of them with more still queued (so a
+/// flood cannot hold a call): an edge-triggered loop (EPOLLET, Go's poller), which is
+/// not told again about datagrams already queued, polls the descriptor with timeout 0
+/// before it waits, and receives again while it is readable.
 /// On Windows it is the socket's SOCKET handle (for WSAPoll or select), given as an int;
 /// the socket is non-blocking there.
 /// Errors: MC_ERR_INVALID_ARGUMENT (NULL `group` or `out_fd`), MC_ERR_CLOSED, MC_ERR_IO
