@@ -22,7 +22,7 @@ import collections
 import os
 from typing import Any, AsyncIterator, Deque, List, Optional
 
-from . import ClosedError, Group, Message
+from . import ClosedError, Group, Message, MulticastError
 from . import join as _join_blocking
 
 __all__ = ["AsyncGroup", "join"]
@@ -191,6 +191,13 @@ class AsyncGroup:
                     w = self._waiters.popleft()
                     if not w.done():
                         w.set_exception(closed)
+                return
+            except MulticastError as error:
+                # Raised into the loop instead, it would be logged and this callback
+                # called again at once, for as long as the error lasted, while the task
+                # waited on: the task that waits longest gets it, as a blocking receive
+                # would raise it.
+                self._waiters.popleft().set_exception(error)
                 return
             if message is None:
                 return

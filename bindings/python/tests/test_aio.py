@@ -186,3 +186,34 @@ def test_closed_elsewhere_wakes_waiters():
             await asyncio.wait_for(waiting, 5)
 
     run(main, "asyncio")
+
+
+@LOOPS
+def test_a_receive_error_goes_to_the_waiting_task(loop_kind):
+    """An error from the receive the readable callback makes (here injected: the kernel
+    reports few that a test can cause) is raised in the task that waits longest, not into
+    the event loop (which would log it and call back at once while it lasted); the task
+    after it still gets the datagram."""
+    async def main():
+        g = await aio.join(GROUP, next(_ports))
+        failures = []
+        real = g.group.receive_now
+
+        def failing_once():  # in the readable callback only (it runs with tasks waiting)
+            if g._waiters and not failures:
+                failures.append(1)
+                raise multicast.MulticastIOError("receive failed: injected")
+            return real()
+
+        g.group.receive_now = failing_once
+        first = asyncio.ensure_future(g.receive(timeout=None))
+        await asyncio.sleep(0)  # first waits (nothing queued yet) before second
+        second = asyncio.ensure_future(g.receive(timeout=None))
+        await asyncio.sleep(0)
+        await g.send("after the error")
+        with pytest.raises(multicast.MulticastIOError, match="injected"):
+            await asyncio.wait_for(first, 5)
+        assert (await asyncio.wait_for(second, 5))["data"] == b"after the error"
+        g.close()
+
+    run(main, loop_kind)
