@@ -54,6 +54,7 @@ pub(crate) struct InterfaceChanges {
 }
 
 impl InterfaceChanges {
+    #[cfg(linux_fast)] // the announcements' reader, route.rs
     pub(crate) fn touch(&mut self, index: u32) {
         if !self.indexes.contains(&index) {
             self.indexes.push(index);
