@@ -24,8 +24,7 @@ const RTM_DELADDR: u16 = 21;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
-/// ifinfomsg (links) and ifaddrmsg (addresses): where the interface index is, and the
-/// size of the header before the attributes.
+/// Where the interface index is in an ifinfomsg (links) and an ifaddrmsg (addresses).
 const IFINFOMSG_INDEX: usize = 4;
 const IFADDRMSG_INDEX: usize = 4;
 const NLMSG_ERROR: u16 = 2;
