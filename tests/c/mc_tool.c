@@ -10,7 +10,8 @@
  *
  * With MC_TOOL_REANNOUNCE=SECONDS in the environment, recv re-announces its membership
  * at that interval (mc_join_options.reannounce_seconds); with MC_TOOL_TTL=N, send sends
- * with that TTL.
+ * with that TTL; with MC_TOOL_SOURCE=ADDRESS, the join is source-specific (only that
+ * sender's datagrams: mc_join_options.source_address).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ static mc_group *join(const char *group, const char *port, const char *iface) {
     o.interface_name = iface;
     if (getenv("MC_TOOL_REANNOUNCE")) o.reannounce_seconds = (uint32_t)atoi(getenv("MC_TOOL_REANNOUNCE"));
     if (getenv("MC_TOOL_TTL")) o.ttl = atoi(getenv("MC_TOOL_TTL"));
+    if (getenv("MC_TOOL_SOURCE")) o.source_address = getenv("MC_TOOL_SOURCE");
     if (s == MC_OK) s = mc_join_with_options(group, atoi(port), &o, &g);
     if (s != MC_OK) {
         printf("%s %s\n", mc_status_str(s), mc_last_error());
