@@ -1,7 +1,9 @@
 //! `mcat doctor`: why would datagrams of a group not arrive here? Each check reads what
 //! the host already says (iproute2's `ip -j`, /proc, /sys, nftables) and prints one line:
 //! `ok:`, `skipped:` (with why), or `finding:` with the command that fixes it. Only the
-//! querier check opens a socket: a raw one that listens for IGMP or MLD queries.
+//! querier check opens a socket, a raw one that listens for IGMP or MLD queries; and with
+//! `--probe`, the routed checks (routed.rs) send TTL-limited probes toward the sender and
+//! join the group to hear it.
 //!
 //! Linux only: other systems keep these facts elsewhere (doctor says so and stops).
 
@@ -14,6 +16,8 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::{firewall, group_and_port, EXIT_PROBLEM};
+
+mod routed;
 
 #[derive(Args)]
 pub struct Doctor {
@@ -34,6 +38,12 @@ pub struct Doctor {
     /// 125 s, so a short listen that hears none is a hint, a full one is proof).
     #[arg(long, value_name = "SECONDS", default_value = "3", value_parser = crate::seconds)]
     listen: Duration,
+    /// Count the routers toward --sender with UDP probes of TTL 1, 2, ... (as traceroute
+    /// does; this sends), and listen --listen seconds for its datagrams to GROUP:PORT
+    /// (the sender must be sending): a TTL too small for them, or a router that forwards
+    /// unicast but not the group.
+    #[arg(long, requires = "sender")]
+    probe: bool,
 }
 
 /// What the checks found, printed as they go.
@@ -106,6 +116,12 @@ pub fn run(doctor: &Doctor) -> Result<ExitCode, String> {
         Some(sender) => check_sender(&link, sender, doctor.ttl, &mut report)?,
         None => report.skipped("reverse-path filter and TTL: name the sender with --sender ADDR"),
     }
+    let path = match doctor.sender {
+        Some(sender) if doctor.probe => routed::check_hops(sender, doctor.ttl, &mut report)?,
+        _ => None,
+    };
+    let querier_version_found =
+        source_specific(group) && check_igmp_version(&link, group, &mut report);
     match port {
         Some(port) => {
             let datagram = firewall::Datagram {
@@ -119,8 +135,137 @@ pub fn run(doctor: &Doctor) -> Result<ExitCode, String> {
         }
         None => report.skipped("firewall and membership: name GROUP:PORT"),
     }
-    check_querier(&link, v6, doctor.listen, &mut report)?;
+    // The listen for the sender's datagrams, when asked, runs beside the querier's.
+    let arrival = match (doctor.sender, port) {
+        (Some(sender), Some(port)) if doctor.probe && !doctor.listen.is_zero() => {
+            Some((sender, port))
+        }
+        _ => None,
+    };
+    let heard = std::thread::scope(|scope| {
+        let listening = arrival.map(|(sender, port)| {
+            let name = link.name.clone();
+            scope.spawn(move || routed::hears_sender(group, port, &name, sender, doctor.listen))
+        });
+        let querier = Querier {
+            group,
+            router: gateway_toward(&link, doctor.sender)?,
+            version_found: querier_version_found,
+        };
+        check_querier(&link, &querier, doctor.listen, &mut report)?;
+        listening
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err("the listen for the sender failed".into()))
+            })
+            .transpose()
+    })?;
+    if let (Some(heard), Some((sender, port))) = (heard, arrival) {
+        routed::judge_arrival(
+            heard,
+            path.as_ref(),
+            (group, port, sender),
+            doctor.ttl,
+            doctor.listen,
+            &mut report,
+        );
+    }
     Ok(finish(&report))
+}
+
+/// 232.0.0.0/8 and ff3x::/32, where routers carry only source-specific joins.
+fn source_specific(group: IpAddr) -> bool {
+    match group {
+        IpAddr::V4(ip) => ip.octets()[0] == 232,
+        IpAddr::V6(ip) => ip.octets()[1] >> 4 == 3,
+    }
+}
+
+/// The router on this link toward the sender (its gateway there), if any.
+fn gateway_toward(link: &Link, sender: Option<IpAddr>) -> Result<Option<IpAddr>, String> {
+    let Some(sender) = sender else {
+        return Ok(None);
+    };
+    Ok(match route_to(sender)? {
+        Ok((dev, Some(gateway))) if dev == link.name => gateway.parse().ok(),
+        _ => None,
+    })
+}
+
+/// A source-specific group needs IGMPv3 (MLDv2) on the link: an older version's reports
+/// carry no source, which a router cannot serve. Linux falls back to the version of the
+/// oldest querier it heard (/proc/net/igmp's Querier column), or one forced by sysctl.
+/// True when it found the link speaking an older one.
+fn check_igmp_version(link: &Link, group: IpAddr, report: &mut Report) -> bool {
+    let name = &link.name;
+    let (forced_key, newest) = if group.is_ipv6() {
+        ("ipv6", 2)
+    } else {
+        ("ipv4", 3)
+    };
+    let setting = if group.is_ipv6() {
+        "force_mld_version"
+    } else {
+        "force_igmp_version"
+    };
+    let forced = |conf: &str| -> u8 {
+        std::fs::read_to_string(format!("/proc/sys/net/{forced_key}/conf/{conf}/{setting}"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (kind, ssm) = if group.is_ipv6() {
+        ("MLD", "MLDv2")
+    } else {
+        ("IGMP", "IGMPv3")
+    };
+    for conf in ["all", name.as_str()] {
+        let version = forced(conf);
+        if version != 0 && version < newest {
+            report.finding(
+                &format!("{setting} is {version} on {conf}: reports for the source-specific {group} go out as {kind}v{version}, without the source, and no router carries them"),
+                &format!("sysctl -w net.{forced_key}.conf.{conf}.{setting}=0"),
+            );
+            return true;
+        }
+    }
+    if let Some(version) = (!group.is_ipv6())
+        .then(|| igmp_compat_version(name))
+        .flatten()
+    {
+        if version < 3 {
+            report.finding(
+                &format!("{name} speaks IGMPv{version}: the kernel heard an IGMPv{version} querier there, so its reports for the source-specific {group} carry no source, and no router carries them"),
+                &querier_upgrade_fix(false),
+            );
+            return true;
+        }
+    }
+    report.ok(&format!(
+        "{name} speaks {ssm}, which source-specific joins need"
+    ));
+    false
+}
+
+fn querier_upgrade_fix(v6: bool) -> String {
+    if v6 {
+        "make the LAN's querier MLDv2 (FRR: ipv6 mld version 2; a Linux bridge: ip link set BRIDGE type bridge mcast_mld_version 2)".to_owned()
+    } else {
+        "make the LAN's querier IGMPv3 (pimd: phyint IFACE igmpv3, its default; FRR: ip igmp version 3; a Linux bridge: ip link set BRIDGE type bridge mcast_igmp_version 3)".to_owned()
+    }
+}
+
+/// The IGMP version Linux speaks on the interface: /proc/net/igmp's device line
+/// ("2 eth0 : 3 V3").
+fn igmp_compat_version(name: &str) -> Option<u8> {
+    let text = std::fs::read_to_string("/proc/net/igmp").ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words.get(1) == Some(&name) && words.get(2) == Some(&":"))
+            .then(|| words.get(4)?.strip_prefix('V')?.parse().ok())
+            .flatten()
+    })
 }
 
 fn describe(group: IpAddr, port: Option<u16>, interface: Option<&str>) -> String {
@@ -710,13 +855,24 @@ fn memberships(group: IpAddr) -> Vec<String> {
     }
 }
 
+/// What the querier check judges a query by.
+struct Querier {
+    group: IpAddr,
+    /// The router toward the sender on this link, which should be the LAN's querier or
+    /// hear its reports.
+    router: Option<IpAddr>,
+    /// check_igmp_version already found the link on an old version.
+    version_found: bool,
+}
+
 /// Listens on the interface for a general or group query (IGMP type 0x11, MLD type 130).
 fn check_querier(
     link: &Link,
-    v6: bool,
+    querier: &Querier,
     listen: Duration,
     report: &mut Report,
 ) -> Result<(), String> {
+    let v6 = querier.group.is_ipv6();
     let kind = if v6 { "MLD" } else { "IGMP" };
     if listen.is_zero() {
         report.skipped(&format!("{kind} querier: not listened for (--listen 0)"));
@@ -728,18 +884,35 @@ fn check_querier(
         link.name
     );
     match heard_query(&link.name, v6, listen) {
-        Ok(Some(from)) => {
-            report.ok(&format!("an {kind} querier ({from}) asks on {}", link.name));
+        Ok(Some((from, version))) => {
+            let spoken = format!("{kind}v{version}");
+            let role = match querier.router {
+                Some(router) if router == from => " (the router toward the sender)".to_owned(),
+                Some(router) => format!(" (not {router}, the router toward the sender: it hears the reports as a member of the LAN)"),
+                None => String::new(),
+            };
+            let newest = if v6 { 2 } else { 3 };
+            if version < newest && source_specific(querier.group) && !querier.version_found {
+                report.finding(
+                    &format!("the {kind} querier {from} on {} speaks {spoken}{role}: members answer it in {spoken}, without sources, so source-specific joins of {} reach no router", link.name, querier.group),
+                    &querier_upgrade_fix(v6),
+                );
+            } else {
+                report.ok(&format!(
+                    "an {spoken} querier ({from}) asks on {}{role}",
+                    link.name
+                ));
+            }
             return Ok(());
         }
         Ok(None) => {}
-        Err(QueryListen::NotAllowed(e)) => {
+        Err(RawListen::NotAllowed(e)) => {
             report.skipped(&format!(
                 "{kind} querier: listening for queries needs root (CAP_NET_RAW): {e}"
             ));
             return Ok(());
         }
-        Err(QueryListen::Failed(e)) => return Err(e),
+        Err(RawListen::Failed(e)) => return Err(e),
     }
     let (name, seconds) = (&link.name, listen.as_secs_f64());
     if let Some(bridge) = snooping_bridge_without_querier(name)? {
@@ -785,14 +958,15 @@ fn snooping_bridge_without_querier(name: &str) -> Result<Option<String>, String>
 
 // Elsewhere only the stub below, which never runs, makes one.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-enum QueryListen {
+enum RawListen {
     NotAllowed(std::io::Error),
     Failed(String),
 }
 
-/// The sender of the first IGMP (MLD) query heard on the interface within `listen`.
+/// The sender and version of the first IGMP (MLD) query heard on the interface within
+/// `listen`.
 #[cfg(target_os = "linux")]
-fn heard_query(name: &str, v6: bool, listen: Duration) -> Result<Option<IpAddr>, QueryListen> {
+fn heard_query(name: &str, v6: bool, listen: Duration) -> Result<Option<(IpAddr, u8)>, RawListen> {
     use socket2::{Domain, Protocol, Socket, Type};
     use std::time::Instant;
     let (domain, protocol) = if v6 {
@@ -801,10 +975,10 @@ fn heard_query(name: &str, v6: bool, listen: Duration) -> Result<Option<IpAddr>,
         (Domain::IPV4, 2)
     };
     let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(protocol)))
-        .map_err(QueryListen::NotAllowed)?;
+        .map_err(RawListen::NotAllowed)?;
     socket
         .bind_device(Some(name.as_bytes()))
-        .map_err(|e| QueryListen::Failed(format!("cannot listen on {name}: {e}")))?;
+        .map_err(|e| RawListen::Failed(format!("cannot listen on {name}: {e}")))?;
     // std's recvfrom reads a raw socket as well as a UDP one, without unsafe buffers.
     let socket = std::net::UdpSocket::from(socket);
     let deadline = Instant::now() + listen;
@@ -815,28 +989,45 @@ fn heard_query(name: &str, v6: bool, listen: Duration) -> Result<Option<IpAddr>,
     {
         socket
             .set_read_timeout(Some(left))
-            .map_err(|e| QueryListen::Failed(e.to_string()))?;
+            .map_err(|e| RawListen::Failed(e.to_string()))?;
         let Ok((len, from)) = socket.recv_from(&mut buf) else {
             continue;
         };
-        let packet = &buf[..len];
-        // IPv4 raw sockets see the IP header; IPv6 ones only the ICMPv6 message.
-        let type_byte = if v6 {
-            packet.first()
-        } else {
-            packet.get(usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4)
-        };
-        if type_byte == Some(&if v6 { 130 } else { 0x11 }) {
-            return Ok(Some(from.ip()));
+        if let Some(version) = query_version(&buf[..len], v6) {
+            return Ok(Some((from.ip(), version)));
         }
     }
     Ok(None)
 }
 
+/// The version of an IGMP (MLD) query, told by its length (RFC 3376 7.1, RFC 3810 8.1):
+/// IGMP 8 bytes is v1 (no maximum response time) or v2, 12 or more v3; MLD 24 bytes is
+/// v1, 28 or more v2. IPv4 raw sockets see the IP header; IPv6 ones only the message.
+fn query_version(packet: &[u8], v6: bool) -> Option<u8> {
+    if v6 {
+        return match (packet.first()?, packet.len()) {
+            (130, 24) => Some(1),
+            (130, 28..) => Some(2),
+            _ => None,
+        };
+    }
+    let igmp = packet.get(usize::from(packet.first()? & 0x0f) * 4..)?;
+    match (igmp.first()?, igmp.len()) {
+        (0x11, 8) if igmp[1] == 0 => Some(1),
+        (0x11, 8) => Some(2),
+        (0x11, 12..) => Some(3),
+        _ => None,
+    }
+}
+
 #[cfg(not(target_os = "linux"))]
-fn heard_query(_name: &str, _v6: bool, _listen: Duration) -> Result<Option<IpAddr>, QueryListen> {
+fn heard_query(
+    _name: &str,
+    _v6: bool,
+    _listen: Duration,
+) -> Result<Option<(IpAddr, u8)>, RawListen> {
     // Never reached: run() stops first on other systems.
-    Err(QueryListen::NotAllowed(
+    Err(RawListen::NotAllowed(
         std::io::ErrorKind::Unsupported.into(),
     ))
 }
@@ -854,5 +1045,40 @@ mod tests {
         assert_eq!(devices[&key("two")], vec!["a", "b"]);
         let rule = ("netdev".to_owned(), "n".to_owned(), "in".to_owned(), 3);
         assert_eq!(texts[&rule], "udp dport 9999 drop");
+    }
+
+    #[test]
+    fn query_versions_by_length() {
+        // An IPv4 header with the router-alert option (24 bytes), then the query.
+        let ip = |igmp: &[u8]| [&[0x46u8; 1][..], &[0u8; 23], igmp].concat();
+        assert_eq!(
+            query_version(&ip(&[0x11, 0, 0, 0, 0, 0, 0, 0]), false),
+            Some(1)
+        );
+        assert_eq!(
+            query_version(&ip(&[0x11, 100, 0, 0, 0, 0, 0, 0]), false),
+            Some(2)
+        );
+        assert_eq!(
+            query_version(&ip(&[0x11, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), false),
+            Some(3)
+        );
+        assert_eq!(
+            query_version(&ip(&[0x16, 0, 0, 0, 0, 0, 0, 0]), false),
+            None
+        ); // a report
+        assert_eq!(query_version(&[130; 24], true), Some(1));
+        assert_eq!(query_version(&[130; 28], true), Some(2));
+        assert_eq!(query_version(&[131; 24], true), None);
+    }
+
+    #[test]
+    fn source_specific_ranges() {
+        for ssm in ["232.1.2.3", "ff35::1", "ff3e::8000:1"] {
+            assert!(source_specific(ssm.parse().unwrap()), "{ssm}");
+        }
+        for any in ["239.1.1.1", "233.0.0.1", "ff05::1", "ff15::1"] {
+            assert!(!source_specific(any.parse().unwrap()), "{any}");
+        }
     }
 }

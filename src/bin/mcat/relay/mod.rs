@@ -9,6 +9,7 @@ mod config;
 mod leg;
 mod limits;
 mod packet;
+mod router;
 mod site;
 mod stats;
 mod tap;
@@ -27,6 +28,7 @@ use config::{Config, SITE};
 use leg::Leg;
 use limits::{Bucket, LinkAddress, SentMemory, FROM_SITE};
 use packet::{Datagram, Skip};
+use router::KernelRouter;
 use site::{Origins, SiteDrop, SiteLink};
 use stats::{Drop, Stats};
 
@@ -191,6 +193,8 @@ struct Running {
     legs: Vec<Leg>,
     /// When the legs' interfaces were last looked at (leg::CHECK_EVERY).
     checked: Instant,
+    /// This host's own multicast router, looked at as often as the legs.
+    router: KernelRouter,
     site: Option<SiteLink>,
     /// After a receive error on the site socket, it is not polled until then (an error
     /// that does not clear would otherwise make poll return at once, for ever).
@@ -204,19 +208,26 @@ struct Running {
 impl Running {
     fn start(config: Config, state: State, debug: bool) -> Result<Running, Box<(String, State)>> {
         match Running::open(&config) {
-            Ok((legs, site)) => Ok(Running {
+            Ok((legs, site)) => Ok(Running::with_router(Running {
                 config,
                 legs,
                 checked: Instant::now(),
+                router: KernelRouter::default(),
                 site,
                 site_paused_until: None,
                 state,
                 debug,
                 buf: vec![0; 1 << 16],
                 out: Vec::with_capacity(1 << 16),
-            }),
+            })),
             Err(e) => Err(Box::new((e, state))),
         }
+    }
+
+    /// The router is looked at before the first datagram, not a second after.
+    fn with_router(mut running: Running) -> Running {
+        running.look_at_router();
+        running
     }
 
     fn open(config: &Config) -> Result<(Vec<Leg>, Option<SiteLink>), String> {
@@ -294,9 +305,37 @@ impl Running {
         );
     }
 
+    /// Reads which legs this host's multicast router holds; says so when that changes.
+    fn look_at_router(&mut self) {
+        let router = KernelRouter::read();
+        if router == self.router {
+            return;
+        }
+        let mut pairs = Vec::new();
+        for (i, a) in self.legs.iter().enumerate() {
+            for b in &self.legs[i + 1..] {
+                if a.v6 == b.v6 && router.routes_between(a.v6, &a.interface, &b.interface) {
+                    pairs.push(format!(
+                        "{} and {} ({})",
+                        a.interface,
+                        b.interface,
+                        if a.v6 { "IPv6" } else { "IPv4" }
+                    ));
+                }
+            }
+        }
+        let was = std::mem::replace(&mut self.router, router);
+        if !pairs.is_empty() {
+            eprintln!("mcat relay: this host routes multicast between {} (smcroute, pimd or FRR holds them): the relay leaves datagrams between them to the router (counted as routed); a group it does not route wants a route there", pairs.join(", "));
+        } else if was != KernelRouter::default() {
+            eprintln!("mcat relay: this host's multicast router holds no two legs now: relaying between all of them");
+        }
+    }
+
     fn poll_once(&mut self, wait: Duration, stats: &mut Stats) -> Result<(), String> {
         if self.checked.elapsed() >= leg::CHECK_EVERY {
             self.legs.iter_mut().for_each(Leg::check);
+            self.look_at_router();
             self.checked = Instant::now();
         }
         if self.site_paused_until.is_some_and(|t| Instant::now() >= t) {
@@ -393,6 +432,10 @@ impl Running {
                 continue;
             }
             let into = into.interface.clone();
+            if self.router.routes_between(self.legs[i].v6, &from, &into) {
+                self.drop(stats, &d, &group, &from, &into, Drop::Routed);
+                continue;
+            }
             match self.may_send(&from, &into, &d, self.config.forward_ttl_1) {
                 Ok(ttl) => {
                     let arrived = Arrived {
@@ -646,6 +689,9 @@ impl Running {
                 Drop::TooBig | Drop::SendError => "it could not be sent".to_owned(),
                 Drop::Down => format!("{into} is down"),
                 Drop::Refused => format!("{into} refuses datagrams (ENOBUFS)"),
+                Drop::Routed => {
+                    format!("this host's multicast router carries it from {from} into {into}")
+                }
             };
             self.log(d, from, into, &reason);
         }

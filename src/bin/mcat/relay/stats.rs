@@ -30,6 +30,8 @@ pub enum Drop {
     Down,
     /// The leg refused it (ENOBUFS after a brief wait: a full queue, an egress filter).
     Refused,
+    /// This host's multicast router holds both interfaces: it carries the datagram.
+    Routed,
 }
 
 impl Drop {
@@ -44,6 +46,7 @@ impl Drop {
             Drop::SendError => "send_error",
             Drop::Down => "down",
             Drop::Refused => "refused",
+            Drop::Routed => "routed",
         }
     }
 }
