@@ -28,6 +28,9 @@
  *                                         and deleted, one `ip` command each), and
  *                                         the CPU those `ip` commands used
  *
+ * MC_BENCH_TTL=N in the environment sends with TTL N (default 1, the library's), for
+ * paths through routers (benches/routed.sh).
+ *
  * IMPL "auth" is libmulticast on an authenticated group (a fixed group key): every
  * datagram sealed and opened with ChaCha20-Poly1305.
  *
@@ -97,12 +100,16 @@ typedef struct {
     double timeout; /* SO_RCVTIMEO now set (raw): set once, as a raw user would */
 } side;
 
+static int bench_ttl(void) {
+    return getenv("MC_BENCH_TTL") ? atoi(getenv("MC_BENCH_TTL")) : 1;
+}
+
 /* The socket libmulticast builds in mc_join, built by hand. */
 static int raw_join(const char *group, int port) {
     const char *ifname = getenv("MC_TEST_IFACE");
     const char *ifaddr = getenv("MC_TEST_ADDR");
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
-    int on = 1, off = 0, ttl = 1;
+    int on = 1, off = 0, ttl = bench_ttl();
     if (fd < 0) die("socket");
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off);
@@ -135,6 +142,7 @@ static side open_side(const char *impl, const char *group, int port) {
     static const uint8_t key[MC_GROUP_KEY_SIZE] = {0x5a, 0x5a, 0x5a, 0x5a};
     if (mc_join_options_init(&o, MC_JOIN_OPTIONS_VERSION) != MC_OK) die("mc_join_options_init");
     o.interface_name = getenv("MC_TEST_IFACE");
+    o.ttl = bench_ttl();
     if (strcmp(impl, "auth") == 0) {
         o.group_key = key;
         o.group_key_len = sizeof key;
@@ -262,11 +270,12 @@ static int mode_recv(const char *impl, size_t size, double seconds, int port) {
 }
 
 static int mode_blast(size_t size, double seconds) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0), on = 1, ttl = bench_ttl();
     struct in_addr out;
     inet_pton(AF_INET, getenv("MC_TEST_ADDR"), &out);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &out, sizeof out);
     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &on, sizeof on);
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
     struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons(PORT + 1)};
     inet_pton(AF_INET, GROUP, &d.sin_addr);
     char *buf = calloc(1, size);

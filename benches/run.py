@@ -308,6 +308,24 @@ def main():
         raw.setdefault("relay_added_latency_us", {})[key] = added
         print(f"relay: added latency per crossing, {key[:3]}: {added:.1f} us", flush=True)
 
+    # One hop through kernel multicast routing (smcroute) against the same hop through
+    # mcat relay, in scripts/vm (this machine's kernel has no multicast routing): the VM
+    # is an emulator, so only the ratio is reported, and it is rough (benches/routed.sh).
+    out = subprocess.run(
+        [os.path.join(ROOT, "benches", "routed.sh"), str(args.rounds), str(secs), str(args.pings), "64", "1024"],
+        check=True, stdout=subprocess.PIPE, text=True, timeout=3600).stdout
+    routed = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+    raw["routed"] = routed
+    for size in ["64", "1024"]:
+        res = routed["throughput"][size]
+        pair(f"one hop, mcat relay vs smcroute {size} B (msg/s)", res["relay"], res["router"], "rate", float("inf"),
+             note="received behind the hop while a raw sender floods (TTL 2); in a VM under qemu (TCG): "
+                  "rates are the emulator's, the ratio roughly the hop's")
+    for key in ["p50_us", "p99_us"]:
+        res = routed["latency"]
+        pair(f"round trip, mcat relay vs smcroute, {key[:3]} (us)", res["relay"], res["router"], key,
+             float("inf"), higher_is_better=False, note="crosses the hop twice; in the VM, as above")
+
     # The Go module (benches/go_module.sh): a user's first go get + go build with cold
     # caches against the same program on net.UDPConn, the two programs' sizes, and each
     # platform's library in the module's zip against the archive rustc writes for it.
