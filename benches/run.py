@@ -314,7 +314,8 @@ def main():
     out = subprocess.run(
         [os.path.join(ROOT, "benches", "routed.sh"), str(args.rounds), str(secs), str(args.pings), "64", "1024"],
         check=True, stdout=subprocess.PIPE, text=True, timeout=3600).stdout
-    routed = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+    # (The VM's console may put terminal escapes before the line.)
+    routed = json.loads([l[l.index('{"throughput"'):] for l in out.splitlines() if '{"throughput"' in l][-1])
     raw["routed"] = routed
     for size in ["64", "1024"]:
         res = routed["throughput"][size]

@@ -350,6 +350,11 @@ fn failures_and_usage_have_their_exit_statuses() {
             "is not a multicast address",
         ),
         (
+            &["doctor", "239.1.1.1:9999", "--probe"],
+            2,
+            "the following required arguments were not provided:\n  --sender <ADDR>",
+        ),
+        (
             &[
                 "send",
                 "239.1.1.1:9999",

@@ -242,9 +242,14 @@ fn check_igmp_version(link: &Link, group: IpAddr, report: &mut Report) -> bool {
             return true;
         }
     }
-    report.ok(&format!(
-        "{name} speaks {ssm}, which source-specific joins need"
-    ));
+    if group.is_ipv6() {
+        // Linux shows no MLD fallback in /proc: the querier check below tells the version.
+        report.ok(&format!("{name} is not held to MLDv1 ({setting})"));
+    } else {
+        report.ok(&format!(
+            "{name} speaks {ssm}, which source-specific joins need"
+        ));
+    }
     false
 }
 
@@ -894,7 +899,7 @@ fn check_querier(
             let newest = if v6 { 2 } else { 3 };
             if version < newest && source_specific(querier.group) && !querier.version_found {
                 report.finding(
-                    &format!("the {kind} querier {from} on {} speaks {spoken}{role}: members answer it in {spoken}, without sources, so source-specific joins of {} reach no router", link.name, querier.group),
+                    &format!("the {kind} querier {from} on {} speaks {spoken}{role}: members answer it in {spoken}, without sources, so joins of the source-specific {} reach no router", link.name, querier.group),
                     &querier_upgrade_fix(v6),
                 );
             } else {
