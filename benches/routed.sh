@@ -11,7 +11,7 @@
 # only roughly (the emulator's costs are not a CPU's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ -z "${MC_VM:-}" ]]; then exec scripts/vm benches/routed.sh "$@"; fi
+if [[ -z "${MC_VM:-}" ]]; then MC_VM_TIMEOUT=${MC_VM_TIMEOUT:-2400} exec scripts/vm benches/routed.sh "$@"; fi
 [[ "${MC_NETNS:-}" == 1 ]] || exec scripts/netns -- "$0" "$@"
 rounds=$1 seconds=$2 pings=$3
 shift 3
