@@ -320,8 +320,8 @@ def main():
     for size in ["64", "1024"]:
         res = routed["throughput"][size]
         pair(f"one hop, mcat relay vs smcroute {size} B (msg/s)", res["relay"], res["router"], "rate", float("inf"),
-             note="received behind the hop while a raw sender floods (TTL 2); in a VM under qemu (TCG): "
-                  "rates are the emulator's, the ratio roughly the hop's")
+             note="received behind the hop while a raw sender floods (TTL 2); in a VM under qemu (TCG), "
+                  "where the emulated sender is the limit: both carry the flood, the hop's cost is not seen")
     for key in ["p50_us", "p99_us"]:
         res = routed["latency"]
         pair(f"round trip, mcat relay vs smcroute, {key[:3]} (us)", res["relay"], res["router"], key,
