@@ -113,7 +113,13 @@ pub fn run(doctor: &Doctor) -> Result<ExitCode, String> {
         Some(sender) if sender.is_ipv6() != v6 => {
             crate::usage_error(format!("--sender {sender} is not of the group's family"));
         }
-        Some(sender) => check_sender(&link, sender, doctor.ttl, &mut report)?,
+        // (With --probe the TTL is judged by the routers counted, not by the gateway.)
+        Some(sender) => check_sender(
+            &link,
+            sender,
+            (!doctor.probe).then_some(doctor.ttl),
+            &mut report,
+        )?,
         None => report.skipped("reverse-path filter and TTL: name the sender with --sender ADDR"),
     }
     let path = match doctor.sender {
@@ -510,7 +516,14 @@ fn check_link(link: &Link, v6: bool, report: &mut Report) {
     }
 }
 
-fn check_sender(link: &Link, sender: IpAddr, ttl: u32, report: &mut Report) -> Result<(), String> {
+/// The reverse-path filter for the sender, and, given `ttl`, whether a router on this
+/// link stands between it and here.
+fn check_sender(
+    link: &Link,
+    sender: IpAddr,
+    ttl: Option<u32>,
+    report: &mut Report,
+) -> Result<(), String> {
     let name = &link.name;
     let back = route_to(sender)?;
     // A router between only when the way back leaves by this interface through a
@@ -520,18 +533,19 @@ fn check_sender(link: &Link, sender: IpAddr, ttl: u32, report: &mut Report) -> R
         Ok((dev, Some(gateway))) if dev == name => Some(gateway.clone()),
         _ => None,
     };
-    match router {
+    match (router, ttl) {
+        (_, None) => {}
         _ if link.on_subnet(sender) => report.ok(&format!(
             "the sender {sender} is on {name}'s subnet (TTL 1 reaches here)"
         )),
-        Some(gateway) if ttl <= 1 => report.finding(
+        (Some(gateway), Some(ttl)) if ttl <= 1 => report.finding(
             &format!("the sender {sender} is behind the router {gateway} on {name} and sends with TTL {ttl}: the router drops its datagrams"),
             "on the sender: a TTL above the routers between (mcat send --ttl 8; mc_join_options.ttl = 8), and multicast routing on those routers",
         ),
-        Some(gateway) => report.ok(&format!(
-            "the sender {sender} is behind the router {gateway} and sends with TTL {ttl}"
+        (Some(gateway), Some(ttl)) => report.ok(&format!(
+            "the sender {sender} is behind the router {gateway} and sends with TTL {ttl} (--probe counts the routers)"
         )),
-        None => report.ok(&format!(
+        (None, Some(ttl)) => report.ok(&format!(
             "the sender {sender} is off {name}'s subnets, with no router toward it on {name}: TTL {ttl} is not checked"
         )),
     }
