@@ -1022,6 +1022,7 @@ fn heard_query(name: &str, v6: bool, listen: Duration) -> Result<Option<(IpAddr,
 /// The version of an IGMP (MLD) query, told by its length (RFC 3376 7.1, RFC 3810 8.1):
 /// IGMP 8 bytes is v1 (no maximum response time) or v2, 12 or more v3; MLD 24 bytes is
 /// v1, 28 or more v2. IPv4 raw sockets see the IP header; IPv6 ones only the message.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only Linux's heard_query reads
 fn query_version(packet: &[u8], v6: bool) -> Option<u8> {
     if v6 {
         return match (packet.first()?, packet.len()) {
