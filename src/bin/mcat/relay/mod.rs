@@ -311,6 +311,22 @@ impl Running {
         if router == self.router {
             return;
         }
+        let was = self.pairs_held_by(&self.router);
+        let pairs = self.pairs_held_by(&router);
+        self.router = router;
+        // (A change in interfaces the router holds that are not pairs of legs is no news.)
+        if pairs == was {
+            return;
+        }
+        if !pairs.is_empty() {
+            eprintln!("mcat relay: this host routes multicast between {} (smcroute, pimd or FRR holds them): the relay leaves datagrams between them to the router (counted as routed); a group it does not route wants a route there", pairs.join(", "));
+        } else {
+            eprintln!("mcat relay: this host's multicast router holds no two legs now: relaying between all of them");
+        }
+    }
+
+    /// The pairs of legs `router` routes between, named for the relay's messages.
+    fn pairs_held_by(&self, router: &KernelRouter) -> Vec<String> {
         let mut pairs = Vec::new();
         for (i, a) in self.legs.iter().enumerate() {
             for b in &self.legs[i + 1..] {
@@ -324,12 +340,7 @@ impl Running {
                 }
             }
         }
-        let was = std::mem::replace(&mut self.router, router);
-        if !pairs.is_empty() {
-            eprintln!("mcat relay: this host routes multicast between {} (smcroute, pimd or FRR holds them): the relay leaves datagrams between them to the router (counted as routed); a group it does not route wants a route there", pairs.join(", "));
-        } else if was != KernelRouter::default() {
-            eprintln!("mcat relay: this host's multicast router holds no two legs now: relaying between all of them");
-        }
+        pairs
     }
 
     fn poll_once(&mut self, wait: Duration, stats: &mut Stats) -> Result<(), String> {
