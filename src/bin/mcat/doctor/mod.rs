@@ -199,9 +199,14 @@ fn gateway_toward(link: &Link, sender: Option<IpAddr>) -> Result<Option<IpAddr>,
     })
 }
 
+/// What reports without a source do to a source-specific group, said by both findings.
+const UNSOURCED_REPORTS: &str =
+    "a router serving it as source-specific ignores them, and one that takes them carries it from every sender";
+
 /// A source-specific group needs IGMPv3 (MLDv2) on the link: an older version's reports
-/// carry no source, which a source-specific router ignores (one that takes them serves every sender). Linux falls back to the version of the
-/// oldest querier it heard (/proc/net/igmp's Querier column), or one forced by sysctl.
+/// carry no source, which a source-specific router ignores (one that takes them serves
+/// every sender). Linux falls back to the version of the oldest querier it heard
+/// (/proc/net/igmp's Querier column), or one forced by sysctl.
 /// True when it found the link speaking an older one.
 fn check_igmp_version(link: &Link, group: IpAddr, report: &mut Report) -> bool {
     let name = &link.name;
@@ -230,7 +235,7 @@ fn check_igmp_version(link: &Link, group: IpAddr, report: &mut Report) -> bool {
         let version = forced(conf);
         if version != 0 && version < newest {
             report.finding(
-                &format!("{setting} is {version} on {conf}: reports for the source-specific {group} go out as {kind}v{version}, without the source: a router serving it as source-specific ignores them, and one that takes them carries it from every sender"),
+                &format!("{setting} is {version} on {conf}: reports for the source-specific {group} go out as {kind}v{version}, without the source: {UNSOURCED_REPORTS}"),
                 &format!("sysctl -w net.{forced_key}.conf.{conf}.{setting}=0"),
             );
             return true;
@@ -242,7 +247,7 @@ fn check_igmp_version(link: &Link, group: IpAddr, report: &mut Report) -> bool {
     {
         if version < 3 {
             report.finding(
-                &format!("{name} speaks IGMPv{version}: the kernel heard an IGMPv{version} querier there, so its reports for the source-specific {group} carry no source: a router serving it as source-specific ignores them, and one that takes them carries it from every sender"),
+                &format!("{name} speaks IGMPv{version}: the kernel heard an IGMPv{version} querier there, so its reports for the source-specific {group} carry no source: {UNSOURCED_REPORTS}"),
                 &querier_upgrade_fix(false),
             );
             return true;
