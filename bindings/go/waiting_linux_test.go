@@ -169,7 +169,15 @@ func joinMany(t *testing.T, count int) []*multicast.Group {
 }
 
 // waitAndClose starts perGroup waiters on each group and checks that, once all of them
-// are parked, the process has at most 16 OS threads, and that Close wakes each.
+// are parked, they hold no OS thread each, and that Close wakes each.
+//
+// The process's thread count is not bounded tightly: Go keeps every thread it made, and
+// it makes one whenever a call into C outlasts a scheduler tick while other goroutines
+// are ready, so the count is the most calls in flight at once while the waiters started
+// (11 alone, 55 under -race on a busy CI machine). That every waiter is parked in the
+// poller (waitUntilParked) is the property; the count is held only to a tenth of the
+// waiters, which one thread per waiter could not meet. The figure itself is measured by
+// `make bench` (rows "goroutines waiting").
 func waitAndClose(t *testing.T, groups []*multicast.Group, perGroup []int) {
 	t.Helper()
 	var results []<-chan waiter
@@ -181,8 +189,8 @@ func waitAndClose(t *testing.T, groups []*multicast.Group, perGroup []int) {
 	waitUntilParked(t, n)
 	threads := osThreads(t)
 	t.Logf("%d goroutines waiting on %d groups: %d OS threads", n, len(groups), threads)
-	if threads > 16 {
-		t.Errorf("%d OS threads while %d goroutines wait; want at most 16", threads, n)
+	if threads > n/10 {
+		t.Errorf("%d OS threads while %d goroutines wait; want at most %d, a tenth", threads, n, n/10)
 	}
 	closedAt := closeAll(groups)
 	merged := make(chan waiter, n)
